@@ -1,0 +1,88 @@
+"""The LUT inference contract: option names, legal values and numeric constants.
+
+The math these options select is written down once in ``docs/contract.md`` and implemented by
+``lutkan.evaluators.numpy_eval`` (the definition of correct); every other backend (Numba,
+ONNX forms, the onnxruntime plugin) must agree with it within float32 rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from lutkan.errors import LutKanError
+
+SCHEMES = ("int8", "uint8", "float16", "float32")
+"""Table storage: int8 symmetric and uint8 asymmetric per (edge, segment), or float tables."""
+INTERPS = ("linear", "nearest")
+BOUNDARIES = ("closed", "half_open")
+OOB_POLICIES = ("clip", "zero", "extrapolate")
+BASE_FUNS = ("silu", "identity", "zero")
+
+QUANTIZED_SCHEMES = ("int8", "uint8")
+TABLE_DTYPES = {"int8": np.int8, "uint8": np.uint8, "float16": np.float16, "float32": np.float32}
+
+FLT_MAX = np.float32(np.finfo(np.float32).max)
+"""±inf inputs are replaced by ±FLT_MAX wherever the contract evaluates a line (base branch,
+``extrapolate``); the tabulated term under ``clip``/``zero`` never sees them."""
+
+MIN_L = 2
+MAX_L = 4096
+
+DEFAULT_L = 64
+DEFAULT_SCHEME = "int8"
+DEFAULT_INTERP = "linear"
+DEFAULT_BOUNDARY = "closed"
+DEFAULT_OOB = "zero"
+
+
+def _check_choice(name: str, value: object, legal: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in legal:
+        raise LutKanError(f"{name}={value!r} is not supported; choose one of {', '.join(legal)}")
+    return value
+
+
+@dataclass(frozen=True)
+class ContractOptions:
+    """How a compiled model samples, stores and evaluates its tables.
+
+    Attributes:
+        L: samples per knot interval, endpoints included (``L >= 2``).
+        scheme: ``int8`` (symmetric), ``uint8`` (asymmetric), ``float16`` or ``float32`` tables.
+        interp: ``linear`` or ``nearest`` (ties go to the right sample).
+        boundary: ``closed`` ([lo, hi]) or ``half_open`` ([lo, hi)) domain membership.
+        oob: ``clip`` (hold boundary value), ``zero`` (tabulated term 0 outside the domain),
+            ``extrapolate`` (continue the boundary segment's line).
+    """
+
+    L: int = DEFAULT_L
+    scheme: str = DEFAULT_SCHEME
+    interp: str = DEFAULT_INTERP
+    boundary: str = DEFAULT_BOUNDARY
+    oob: str = DEFAULT_OOB
+
+    def __post_init__(self) -> None:
+        if isinstance(self.L, bool) or not isinstance(self.L, (int, np.integer)):
+            raise LutKanError(f"L={self.L!r} must be an integer >= {MIN_L}")
+        if not MIN_L <= int(self.L) <= MAX_L:
+            raise LutKanError(f"L={self.L!r} is out of range; use {MIN_L} <= L <= {MAX_L}")
+        object.__setattr__(self, "L", int(self.L))
+        _check_choice("scheme", self.scheme, SCHEMES)
+        _check_choice("interp", self.interp, INTERPS)
+        _check_choice("boundary", self.boundary, BOUNDARIES)
+        _check_choice("oob", self.oob, OOB_POLICIES)
+
+    @property
+    def quantized(self) -> bool:
+        return self.scheme in QUANTIZED_SCHEMES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContractOptions":
+        unknown = set(d) - {"L", "scheme", "interp", "boundary", "oob"}
+        if unknown:
+            raise LutKanError(f"unknown contract option(s): {sorted(unknown)}")
+        return cls(**d)
