@@ -1,0 +1,42 @@
+"""Shared fixtures: the real checkpoints in ../shared/realmodels and a clean working directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parents[1]
+REALMODELS = Path(os.environ.get("LUTKAN_REALMODELS", REPO.parent / "shared" / "realmodels"))
+REALMODEL_NAMES = sorted(p.name for p in REALMODELS.iterdir() if p.is_dir()) if REALMODELS.is_dir() else []
+
+settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True)
+settings.register_profile("dev", deadline=None, max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def realmodel_dir(name: str) -> Path:
+    return REALMODELS / name
+
+
+@pytest.fixture(scope="session")
+def realmodels() -> Path:
+    if not REALMODELS.is_dir():
+        pytest.fail(f"real checkpoints not found at {REALMODELS}; CI must provide ../shared/realmodels")
+    return REALMODELS
+
+
+@pytest.fixture(autouse=True)
+def _no_model_dir_side_effect(tmp_path, monkeypatch):
+    """Run every test in a scratch cwd and fail if anything creates ./model (pykan's auto_save)."""
+    monkeypatch.chdir(tmp_path)
+    yield
+    assert not (tmp_path / "model").exists(), "a test left pykan's ./model folder behind"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
