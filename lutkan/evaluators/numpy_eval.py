@@ -1,0 +1,99 @@
+"""NumPy reference evaluator of a compiled model: the definition of correct.
+
+Per layer, for a float32 input column ``x_i`` with knots ``t_i[0..K]`` (``docs/contract.md``):
+
+1. ``nan = isnan(x)``; ``x_s = x`` with NaN replaced by ``t_0`` (indexing must never see NaN;
+   NaN is re-injected in step 7). ``x_f = clip(x_s, -FLT_MAX, FLT_MAX)``.
+2. ``x_c = min(max(x_s, t_0), hi_idx)`` (``hi_idx`` = ``t_K`` closed, ``nextafter(t_K, -inf)``
+   half_open); ``k = #{m in 1..K-1 : t_m <= x_c}`` (right-continuous at interior knots).
+3. ``pos = clip((x_c - t_k) * seg_scale[k], 0, L-1)``; ``r0 = min(floor(pos), L-2)``;
+   ``w = pos - r0``.
+4. ``linear``: ``v = T[r0] + w*(T[r0+1] - T[r0])``; ``nearest``: ``v = T[r0 + (w >= 0.5)]``.
+5. Outside the domain (``closed``: ``t_0 <= x <= t_K``, ``half_open``: ``t_0 <= x < t_K``):
+   ``clip`` keeps ``v``; ``zero`` sets ``v = 0``; ``extrapolate`` uses the linear formula with
+   ``w = clip((x_f - t_k)*seg_scale[k] - r0, -FLT_MAX, FLT_MAX)``.
+6. ``s_j = sum_i v_ij + sum_i base_weight_ij * base(x_f_i)``.
+7. ``s_j = NaN`` if some ``x_i`` is NaN and edge ``(i, j)`` is active.
+8. Subnode affine, multiplication groups, node affine.
+All arithmetic is float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lutkan.artifact import LUTModel
+from lutkan.contract import FLT_MAX
+from lutkan.evaluators.inputs import check_input
+from lutkan.evaluators.packing import PackedLayer, combine_nodes, pack_model
+
+
+def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
+    """float32 base function on finite inputs: silu = x*sigmoid(x), identity, or zero."""
+    if base_fun == "silu":
+        with np.errstate(over="ignore"):
+            return x_f * (np.float32(1) / (np.float32(1) + np.exp(-x_f)))
+    if base_fun == "identity":
+        return x_f
+    return np.zeros_like(x_f)
+
+
+def eval_layer(p: PackedLayer, x: np.ndarray, *, interp: str, boundary: str, oob: str,
+               base_fun: str) -> np.ndarray:
+    """One layer (float32 (N, I) -> (N, n_nodes)) of the contract, vectorized over the batch."""
+    N, I = x.shape
+    K, L = p.K, p.L
+    with np.errstate(invalid="ignore", over="ignore"):
+        nan = np.isnan(x)
+        x_s = np.where(nan, p.lo, x)
+        x_f = np.clip(x_s, -FLT_MAX, FLT_MAX)
+        x_c = np.minimum(np.maximum(x_s, p.lo), p.hi_idx)
+        k = (p.knots[None, :, 1:K] <= x_c[:, :, None]).sum(axis=2)  # (N, I) in [0, K-1]
+        cols = np.arange(I)[None, :]
+        t_k = p.knots[cols, k]
+        s_k = p.seg_scale[cols, k]
+        pos = np.clip((x_c - t_k) * s_k, np.float32(0), np.float32(L - 1))
+        r0 = np.minimum(np.floor(pos), np.float32(L - 2))
+        w = pos - r0
+        if boundary == "closed":
+            in_dom = (x_s >= p.lo) & (x_s <= p.hi)
+        else:
+            in_dom = (x_s >= p.lo) & (x_s < p.hi)
+        row = ((cols * K + k) * L + r0.astype(np.int64)).astype(np.int64)
+        a = p.dense[row]  # (N, I, O)
+        if interp == "linear" or oob == "extrapolate":
+            b = p.dense[row + 1]
+        if oob == "extrapolate":
+            w_ext = np.clip((x_f - t_k) * s_k - r0, -FLT_MAX, FLT_MAX)
+            w_lin = np.where(in_dom, w, w_ext)
+        else:
+            w_lin = w
+        if interp == "linear":
+            v = a + w_lin[:, :, None] * (b - a)
+        else:
+            v = np.where((w >= 0.5)[:, :, None], p.dense[row + 1], a)
+            if oob == "extrapolate":
+                v = np.where(in_dom[:, :, None], v, a + w_lin[:, :, None] * (b - a))
+        if oob == "zero":
+            v = np.where(in_dom[:, :, None], v, np.float32(0))
+        s = v.sum(axis=1, dtype=np.float32)
+        s += base_branch(base_fun, x_f) @ p.base_weight
+        if nan.any():
+            poisoned = (nan.astype(np.float32) @ p.active.astype(np.float32)) > 0
+            s[poisoned] = np.nan
+        return combine_nodes(p, s).astype(np.float32, copy=False)
+
+
+class NumpyEvaluator:
+    """Evaluate a ``LUTModel`` with the reference semantics (``__call__(x) -> (N, outputs)``)."""
+
+    def __init__(self, model: LUTModel):
+        self.model = model
+        self.packed = pack_model(model)
+
+    def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
+        c, m = self.model.contract, self.model
+        h = check_input(x, m.n_inputs)[:, m.input_id]
+        for p in self.packed[:upto]:
+            h = eval_layer(p, h, interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=m.base_fun)
+        return h
