@@ -1,0 +1,170 @@
+"""Numba kernel of the LUT contract (the fast path; the onnxruntime plugin runs it too).
+
+Same float32 arithmetic, in the same order, as ``lutkan.evaluators.numpy_eval`` (the definition
+of correct), so results agree to float32 rounding (summation order and the exp of the SiLU
+are the only differences). Layout: the dequantized table of a layer is dense ``(I*K*L, O)``,
+row ``(i*K + k)*L + r``, so the inner loop over outputs is contiguous. Per (sample, input)
+the segment is found by binary search on that input's own knots (right-continuous), once, and
+shared by all outputs. Single-threaded by design (``nogil``: callers may run it from several
+threads on separate outputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from lutkan.artifact import LUTModel
+from lutkan.contract import FLT_MAX
+from lutkan.evaluators.inputs import check_input
+from lutkan.evaluators.packing import PackedLayer, pack_model
+
+INTERP_CODES = {"linear": 0, "nearest": 1}
+OOB_CODES = {"clip": 0, "zero": 1, "extrapolate": 2}
+BASE_CODES = {"silu": 0, "identity": 1, "zero": 2}
+
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+_FHALF = np.float32(0.5)
+_FMAX = np.float32(FLT_MAX)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, nearest, closed, oob, base,
+                     out, poison):
+    """out[n, j] = sum_i LUT_ij(x[n, i]) + base_w[i, j]*base(x[n, i]) with NaN poisoning.
+
+    x (N, I) f32; knots (I, K+1); bounds (3, I) = lo, hi, hi_idx; seg_scale (I, K); dense
+    (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; poison (O,) bool scratch.
+    """
+    N, I = x.shape
+    K = knots.shape[1] - 1
+    O = dense.shape[1]
+    lm1 = np.float32(L - 1)
+    lm2 = L - 2
+    for n in range(N):
+        for j in range(O):
+            out[n, j] = _F0
+            poison[j] = False
+        for i in range(I):
+            xv = x[n, i]
+            if xv != xv:  # NaN: poison every active edge of this input
+                for j in range(O):
+                    if edge_mask[i, j] != _F0:
+                        poison[j] = True
+                continue
+            lo = bounds[0, i]
+            hi = bounds[1, i]
+            xf = min(max(xv, -_FMAX), _FMAX)
+            xc = min(max(xv, lo), bounds[2, i])
+            a = 1
+            b = K
+            while a < b:
+                mid = (a + b) >> 1
+                if knots[i, mid] <= xc:
+                    a = mid + 1
+                else:
+                    b = mid
+            k = a - 1
+            tk = knots[i, k]
+            sk = seg_scale[i, k]
+            pos = (xc - tk) * sk
+            pos = min(max(pos, _F0), lm1)
+            r0 = int(math.floor(pos))
+            if r0 > lm2:
+                r0 = lm2
+            r0f = np.float32(r0)
+            w = pos - r0f
+            if closed:
+                in_dom = xv >= lo and xv <= hi
+            else:
+                in_dom = xv >= lo and xv < hi
+            use_line = nearest == 0
+            wl = w
+            if not in_dom:
+                if oob == 2:
+                    wl = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
+                    use_line = True
+            take_right = w >= _FHALF
+            row = (i * K + k) * L + r0
+            if base == 0:
+                bv = xf * (_F1 / (_F1 + np.float32(math.exp(-xf))))
+            elif base == 1:
+                bv = xf
+            else:
+                bv = _F0
+            if not in_dom and oob == 1:
+                for j in range(O):
+                    out[n, j] += base_w[i, j] * bv
+            elif use_line:
+                for j in range(O):
+                    t0 = dense[row, j]
+                    out[n, j] += (t0 + wl * (dense[row + 1, j] - t0)) + base_w[i, j] * bv
+            else:
+                rr = row + 1 if take_right else row
+                for j in range(O):
+                    out[n, j] += dense[rr, j] + base_w[i, j] * bv
+        for j in range(O):
+            if poison[j]:
+                out[n, j] = np.float32(np.nan)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def combine_kernel(s, subnode_scale, subnode_bias, n_sum, groups, node_scale, node_bias, out):
+    """Subnode affine -> multiplication groups -> node affine, row by row (float32)."""
+    N = s.shape[0]
+    G = groups.shape[0]
+    for n in range(N):
+        for j in range(n_sum):
+            out[n, j] = node_scale[j] * (subnode_scale[j] * s[n, j] + subnode_bias[j]) + node_bias[j]
+        c = n_sum
+        for g in range(G):
+            p = _F1
+            for r in range(groups[g]):
+                p = p * (subnode_scale[c] * s[n, c] + subnode_bias[c])
+                c += 1
+            q = n_sum + g
+            out[n, q] = node_scale[q] * p + node_bias[q]
+
+
+class NumbaLayer:
+    """A packed layer plus the flags the kernel needs, ready to call."""
+
+    def __init__(self, p: PackedLayer, *, interp: str, boundary: str, oob: str, base_fun: str):
+        self.p = p
+        self.bounds = np.ascontiguousarray(np.stack([p.lo, p.hi, p.hi_idx]).astype(np.float32))
+        self.edge_mask = p.active.astype(np.float32)
+        self.groups = np.asarray(p.mult_groups, dtype=np.int64)
+        self.flags = (p.L, INTERP_CODES[interp], boundary == "closed", OOB_CODES[oob], BASE_CODES[base_fun])
+        self.poison = np.zeros(p.out_dim, dtype=np.bool_)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        p = self.p
+        s = np.empty((x.shape[0], p.out_dim), dtype=np.float32)
+        lut_layer_kernel(x, p.knots, self.bounds, p.seg_scale, p.dense, p.base_weight, self.edge_mask,
+                         *self.flags, s, np.zeros(p.out_dim, dtype=np.bool_))
+        out = np.empty((x.shape[0], p.n_sum + len(p.mult_groups)), dtype=np.float32)
+        combine_kernel(s, p.subnode_scale, p.subnode_bias, p.n_sum, self.groups, p.node_scale, p.node_bias, out)
+        return out
+
+
+class NumbaEvaluator:
+    """Evaluate a ``LUTModel`` with the Numba kernel (``__call__(x) -> (N, outputs)``); thread-safe."""
+
+    def __init__(self, model: LUTModel):
+        c = model.contract
+        self.model = model
+        self.layers = [NumbaLayer(p, interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun)
+                       for p in pack_model(model)]
+        self._input_id = np.asarray(model.input_id, dtype=np.int64)
+        self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
+
+    def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
+        h = check_input(x, self.model.n_inputs)
+        if not self._identity_input:
+            h = np.ascontiguousarray(h[:, self._input_id])
+        for layer in self.layers[:upto]:
+            h = layer(h)
+        return h

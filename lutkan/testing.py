@@ -1,0 +1,50 @@
+"""Comparison helpers shared by the test suite, ``lutkan verify`` and the benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+HUGE = 1e30
+"""Magnitudes above this are in float32's overflow region: sums of such terms may become ±inf or
+NaN depending on summation order, which the contract leaves to each backend (docs/contract.md §5)."""
+
+
+def compare_outputs(actual: np.ndarray, reference: np.ndarray) -> dict:
+    """Max abs / relative error over the ordinary region, plus mismatch counts elsewhere.
+
+    Ordinary region: both finite and below ``HUGE``. Elsewhere both must be "extreme" (non-finite
+    or huge); a NaN in the reference that the other side misses while ordinary counts as a mismatch.
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if a.shape != r.shape:
+        raise AssertionError(f"shape mismatch: {a.shape} vs {r.shape}")
+    with np.errstate(invalid="ignore"):
+        a_ext = ~np.isfinite(a) | (np.abs(a) > HUGE)
+        r_ext = ~np.isfinite(r) | (np.abs(r) > HUGE)
+    ordinary = ~a_ext & ~r_ext
+    diff = np.abs(a - r)[ordinary]
+    scale = float(np.abs(r[ordinary]).max()) if ordinary.any() else 0.0
+    return {
+        "max_abs": float(diff.max()) if diff.size else 0.0,
+        "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "ref_max_abs": scale,
+        "max_rel": float(diff.max() / scale) if diff.size and scale > 0 else 0.0,
+        "extreme_mismatch": int((a_ext != r_ext).sum()),
+        "n": int(a.size),
+        "n_ordinary": int(ordinary.sum()),
+    }
+
+
+def assert_outputs_close(actual: np.ndarray, reference: np.ndarray, *, rel: float = 1e-5,
+                         abs_floor: float = 0.0, what: str = "output") -> dict:
+    """Assert ``|actual - reference| <= rel * max|reference| + abs_floor`` on the ordinary region
+    and identical extreme (NaN/inf/huge) positions. Returns the stats."""
+    st = compare_outputs(actual, reference)
+    tol = rel * max(st["ref_max_abs"], 1.0) + abs_floor
+    if st["extreme_mismatch"]:
+        raise AssertionError(f"{what}: {st['extreme_mismatch']} entries are NaN/inf/huge on one side only")
+    if st["max_abs"] > tol:
+        raise AssertionError(f"{what}: max abs error {st['max_abs']:.3g} > tolerance {tol:.3g} "
+                             f"(max |ref| {st['ref_max_abs']:.3g})")
+    return st
