@@ -168,3 +168,31 @@ class NumbaEvaluator:
         for layer in self.layers[:upto]:
             h = layer(h)
         return h
+
+
+class EdgeSumKernel:
+    """The LUTKanEdge op itself (edge sums of one layer, no node affine), built from the op's
+    initializers: ``EdgeSumKernel(tensors, attrs)(x) -> (N, O)`` float32. Used by the
+    onnxruntime plugin and the ``onnx.reference`` OpRun; never raises on finite-shaped float32
+    input of the right width (callers validate shapes/dtypes first)."""
+
+    def __init__(self, tensors, attrs: dict):
+        from lutkan.custom_ops.schema import dequantized_dense
+
+        t = tensors
+        self.knots = np.ascontiguousarray(t.knots, dtype=np.float32)
+        self.bounds = np.ascontiguousarray(t.bounds, dtype=np.float32)
+        self.seg_scale = np.ascontiguousarray(t.seg_scale, dtype=np.float32)
+        self.dense = dequantized_dense(t)
+        self.base_weight = np.ascontiguousarray(t.base_weight, dtype=np.float32)
+        self.edge_mask = np.ascontiguousarray(t.edge_mask, dtype=np.float32)
+        self.in_dim, self.out_dim = self.base_weight.shape
+        self.flags = (int(attrs["L"]), INTERP_CODES[attrs["interp"]], attrs["boundary"] == "closed",
+                      OOB_CODES[attrs["oob"]], BASE_CODES[attrs["base_fun"]])
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty((x.shape[0], self.out_dim), dtype=np.float32)
+        lut_layer_kernel(x, self.knots, self.bounds, self.seg_scale, self.dense, self.base_weight, self.edge_mask,
+                         *self.flags, out, np.zeros(self.out_dim, dtype=np.bool_))
+        return out
