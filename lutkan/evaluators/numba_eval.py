@@ -37,7 +37,9 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
     """out[n, j] = sum_i LUT_ij(x[n, i]) + base_w[i, j]*base(x[n, i]) with NaN poisoning.
 
     x (N, I) f32; knots (I, K+1); bounds (3, I) = lo, hi, hi_idx; seg_scale (I, K); dense
-    (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; poison (O,) bool scratch.
+    (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; poison (O,) bool scratch (unused, kept for
+    a stable signature). Loops input-major (i outer, samples inner) so the rows of one input's
+    table slab stay in cache while the whole batch is processed.
     """
     N, I = x.shape
     K = knots.shape[1] - 1
@@ -47,18 +49,19 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
     for n in range(N):
         for j in range(O):
             out[n, j] = _F0
-            poison[j] = False
-        for i in range(I):
+    any_nan = False
+    for i in range(I):
+        lo = bounds[0, i]
+        hi = bounds[1, i]
+        hix = bounds[2, i]
+        bw = base_w[i]
+        for n in range(N):
             xv = x[n, i]
-            if xv != xv:  # NaN: poison every active edge of this input
-                for j in range(O):
-                    if edge_mask[i, j] != _F0:
-                        poison[j] = True
+            if xv != xv:
+                any_nan = True
                 continue
-            lo = bounds[0, i]
-            hi = bounds[1, i]
             xf = min(max(xv, -_FMAX), _FMAX)
-            xc = min(max(xv, lo), bounds[2, i])
+            xc = min(max(xv, lo), hix)
             a = 1
             b = K
             while a < b:
@@ -70,8 +73,7 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
             k = a - 1
             tk = knots[i, k]
             sk = seg_scale[i, k]
-            pos = (xc - tk) * sk
-            pos = min(max(pos, _F0), lm1)
+            pos = min(max((xc - tk) * sk, _F0), lm1)
             r0 = int(math.floor(pos))
             if r0 > lm2:
                 r0 = lm2
@@ -83,32 +85,36 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
                 in_dom = xv >= lo and xv < hi
             use_line = nearest == 0
             wl = w
-            if not in_dom:
-                if oob == 2:
-                    wl = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
-                    use_line = True
-            take_right = w >= _FHALF
-            row = (i * K + k) * L + r0
+            if not in_dom and oob == 2:
+                wl = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
+                use_line = True
             if base == 0:
                 bv = xf * (_F1 / (_F1 + np.float32(math.exp(-xf))))
             elif base == 1:
                 bv = xf
             else:
                 bv = _F0
+            row = (i * K + k) * L + r0
+            o = out[n]
             if not in_dom and oob == 1:
                 for j in range(O):
-                    out[n, j] += base_w[i, j] * bv
+                    o[j] += bw[j] * bv
             elif use_line:
+                t0 = dense[row]
+                t1 = dense[row + 1]
                 for j in range(O):
-                    t0 = dense[row, j]
-                    out[n, j] += (t0 + wl * (dense[row + 1, j] - t0)) + base_w[i, j] * bv
+                    o[j] += (t0[j] + wl * (t1[j] - t0[j])) + bw[j] * bv
             else:
-                rr = row + 1 if take_right else row
+                t = dense[row + 1] if w >= _FHALF else dense[row]
                 for j in range(O):
-                    out[n, j] += dense[rr, j] + base_w[i, j] * bv
-        for j in range(O):
-            if poison[j]:
-                out[n, j] = np.float32(np.nan)
+                    o[j] += t[j] + bw[j] * bv
+    if any_nan:
+        for n in range(N):
+            for i in range(I):
+                if x[n, i] != x[n, i]:
+                    for j in range(O):
+                        if edge_mask[i, j] != _F0:
+                            out[n, j] = np.float32(np.nan)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -139,12 +145,17 @@ class NumbaLayer:
         self.groups = np.asarray(p.mult_groups, dtype=np.int64)
         self.flags = (p.L, INTERP_CODES[interp], boundary == "closed", OOB_CODES[oob], BASE_CODES[base_fun])
         self.poison = np.zeros(p.out_dim, dtype=np.bool_)
+        self.identity_nodes = (not p.mult_groups and bool(np.all(p.subnode_scale == 1)) and
+                               bool(np.all(p.node_scale == 1)) and not np.any(p.subnode_bias) and
+                               not np.any(p.node_bias))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         p = self.p
         s = np.empty((x.shape[0], p.out_dim), dtype=np.float32)
         lut_layer_kernel(x, p.knots, self.bounds, p.seg_scale, p.dense, p.base_weight, self.edge_mask,
-                         *self.flags, s, np.zeros(p.out_dim, dtype=np.bool_))
+                         *self.flags, s, self.poison)
+        if self.identity_nodes:
+            return s
         out = np.empty((x.shape[0], p.n_sum + len(p.mult_groups)), dtype=np.float32)
         combine_kernel(s, p.subnode_scale, p.subnode_bias, p.n_sum, self.groups, p.node_scale, p.node_bias, out)
         return out
@@ -189,10 +200,11 @@ class EdgeSumKernel:
         self.in_dim, self.out_dim = self.base_weight.shape
         self.flags = (int(attrs["L"]), INTERP_CODES[attrs["interp"]], attrs["boundary"] == "closed",
                       OOB_CODES[attrs["oob"]], BASE_CODES[attrs["base_fun"]])
+        self.poison = np.zeros(self.out_dim, dtype=np.bool_)
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
             out = np.empty((x.shape[0], self.out_dim), dtype=np.float32)
         lut_layer_kernel(x, self.knots, self.bounds, self.seg_scale, self.dense, self.base_weight, self.edge_mask,
-                         *self.flags, out, np.zeros(self.out_dim, dtype=np.bool_))
+                         *self.flags, out, self.poison)
         return out
