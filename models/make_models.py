@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -97,6 +98,33 @@ def compact_parameters(model, check: bool = False) -> None:
                 if check:
                     raise RuntimeError("a parameter is still a view into a larger storage")
                 t.data = t.data.clone(memory_format=torch.contiguous_format)
+
+
+LSTSQ_DRIVER = "gelsd"
+LSTSQ_NOTE = (
+    "pykan's curve2coef (KAN init noise fit, update_grid_from_samples) calls torch.linalg.lstsq with "
+    "the default CPU driver 'gelsy', which is not reproducible run to run (its pivot array JPVT is "
+    "uninitialized memory: pytorch/pytorch#71222, #187411); this script routes those calls to 'gelsd' "
+    "(SVD, minimum-norm, deterministic here)"
+)
+
+
+@contextlib.contextmanager
+def deterministic_lstsq(driver: str = LSTSQ_DRIVER):
+    """Temporarily make ``torch.linalg.lstsq`` default to a reproducible LAPACK driver."""
+    import torch
+
+    orig = torch.linalg.lstsq
+
+    def lstsq(A, B, rcond=None, **kw):
+        kw.setdefault("driver", driver)
+        return orig(A, B, rcond, **kw)
+
+    torch.linalg.lstsq = lstsq
+    try:
+        yield
+    finally:
+        torch.linalg.lstsq = orig
 
 
 def seed_everything(seed: int = SEED) -> None:
@@ -242,12 +270,13 @@ def train_one(name: str, out_root: Path = HERE) -> dict:
 
     t0 = time.perf_counter()
     # KAN(...) reseeds torch/numpy/random with `seed`; auto_save=False: no ./model folder.
-    model = KAN(width=list(r["width"]), grid=r["grid"], k=r["k"], seed=SEED, grid_eps=r["grid_eps"],
-                auto_save=False)
-    model.speed()  # symbolic branch off, save_act off, auto_save off
-    if r["grid_update"]:
-        with torch.no_grad():
-            model.update_grid_from_samples(xtr)
+    with deterministic_lstsq():
+        model = KAN(width=list(r["width"]), grid=r["grid"], k=r["k"], seed=SEED, grid_eps=r["grid_eps"],
+                    auto_save=False)
+        model.speed()  # symbolic branch off, save_act off, auto_save off
+        if r["grid_update"]:
+            with torch.no_grad():
+                model.update_grid_from_samples(xtr)
     compact_parameters(model)
 
     opt = torch.optim.Adam(model.parameters(), lr=OPT["lr"])
@@ -328,6 +357,8 @@ def train_one(name: str, out_root: Path = HERE) -> dict:
         "grid_update": "update_grid_from_samples(X_train) once, after speed(), before training"
         if r["grid_update"] else "none",
         "grid_eps": r["grid_eps"],
+        "lstsq_driver": LSTSQ_DRIVER,
+        "lstsq_note": LSTSQ_NOTE,
         "loss": loss_name,
         "optimizer": OPT["optimizer"],
         "lr": OPT["lr"],
@@ -394,7 +425,7 @@ def write_readme(root: Path = HERE) -> Path:
         "benchmarks. **This file is generated** by `python models/make_models.py --write-readme` from the",
         "`TRAINING.json` files; do not edit it by hand.",
         "",
-        "| model | data | width | G | k | grid update (grid_eps) | epochs | n_train / n_test | test accuracy | test F1 | ROC-AUC | layer-0 knot spacing max/min (median / max) | zero-width rows (layer 0) | train time (s) | size (kB) |",
+        "| model | data | width | G | k | grid update (grid_eps) | epochs | n_train / n_test | test accuracy | test F1 | ROC-AUC | layer-0 knot spacing max/min (median / max) | zero-width rows (layer 0) | train time (s) | files (kB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i in infos:
@@ -425,8 +456,10 @@ def write_readme(root: Path = HERE) -> Path:
             "one `update_grid_from_samples(X_train)`, then a plain torch Adam loop (lr 1e-2, batch 64, shuffled by a",
             f"seeded `torch.Generator`), {infos[0]['torch_threads']} torch threads. Split: {infos[0]['split']}.",
             "Loss: BCEWithLogits (binary, one logit) or CrossEntropy (digits, 10 logits).",
+            f"Reproducibility: {infos[0].get('lstsq_note', '')}.",
             f"Trained with python {v['python']}, pykan {v['pykan']}, torch {v['torch']}, scikit-learn {v['scikit-learn']},",
             f"numpy {v['numpy']}. Train time is wall-clock on a shared 2-core VM and varies between runs; the metrics do not.",
+            "`files (kB)` counts the checkpoint files and `test_data.npz` (not TRAINING.json).",
         ]
     lines += [
         "",
