@@ -110,8 +110,10 @@ class LUTLayer:
                               f"{getattr(self.knots, 'shape', None)}")
         if not isinstance(self.base_weight, np.ndarray) or self.base_weight.ndim != 2:
             raise _err(where, "base_weight must be a 2-D float32 array (I, O)")
+        if not isinstance(self.edge_src, np.ndarray) or self.edge_src.ndim != 1:
+            raise _err(where, f"edge_src must be a 1-D int32 array (E,), got {getattr(self.edge_src, 'shape', None)}")
         I, K1 = self.knots.shape
-        K, O, E, L = K1 - 1, self.base_weight.shape[1], int(np.shape(self.edge_src)[0]), opts.L
+        K, O, E, L = K1 - 1, self.base_weight.shape[1], int(self.edge_src.shape[0]), opts.L
         need("knots", self.knots, np.float32, (I, K1))
         need("base_weight", self.base_weight, np.float32, (I, O))
         need("edge_src", self.edge_src, np.int32, (E,))
@@ -337,14 +339,17 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
         header = json.loads(data[16 : 16 + hlen].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ArtifactError(f"{where}: header is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ArtifactError(f"{where}: header is not valid JSON (too deeply nested)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: header does not describe a lutkan model")
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ArtifactError(f"{where}: format_version {version!r} is not supported by this lutkan "
                             f"(reads version {FORMAT_VERSION}); recompile the model with this version")
     data_start = 16 + hlen + ((-(16 + hlen)) % _ALIGN)
     data_len = len(data) - 32 - data_start
+    used: list[tuple[int, int, str]] = []  # byte ranges already read: arrays may not overlap
     try:
         entries = header["arrays"]
         if not isinstance(entries, dict):
@@ -366,6 +371,13 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
                                     f"needs {want}")
             if off < 0 or off + nb > data_len:
                 raise ArtifactError(f"{where}: array {key!r} ({nb} bytes at {off}) lies outside the file")
+            for u0, u1, other in used:
+                if other == key:
+                    raise ArtifactError(f"{where}: array {key!r} is referenced more than once")
+                if nb and off < u1 and u0 < off + nb:
+                    raise ArtifactError(f"{where}: array {key!r} overlaps array {other!r} in the file "
+                                        f"(each array must have its own bytes)")
+            used.append((off, off + nb, key))
             raw = data[data_start + off : data_start + off + nb]
             if hashlib.sha256(raw).hexdigest() != e["sha256"]:
                 raise ArtifactError(f"{where}: checksum of array {key!r} does not match")
@@ -373,6 +385,9 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
             out.setflags(write=False)
             return out
 
+        missing = {"L", "scheme", "interp", "boundary", "oob"} - set(header["contract"])
+        if missing:
+            raise ArtifactError(f"{where}: contract misses option(s) {sorted(missing)}")
         contract = ContractOptions.from_dict(header["contract"])
         layers = []
         for l, meta in enumerate(header["layers"]):
@@ -392,7 +407,7 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
         raise
     except LutKanError as e:
         raise ArtifactError(f"{where}: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
         raise ArtifactError(f"{where}: header is inconsistent ({type(e).__name__}: {e})") from None
 
 

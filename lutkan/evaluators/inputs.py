@@ -19,7 +19,7 @@ def check_input(x: object, n_inputs: int, *, name: str = "x") -> np.ndarray:
             x = np.asarray(x)
         except Exception as e:  # noqa: BLE001 - anything array-unlike is a user error
             raise InputError(f"input {name!r} is not array-like: {e}") from None
-    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    if x.dtype.kind not in "fiu":  # real floats and integers only (bool, complex, timedelta64 ... are not data)
         raise InputError(f"input {name!r} has dtype {x.dtype}; expected float32 (float64 and integer "
                          f"arrays are converted) with shape (batch, {n_inputs})")
     if x.ndim != 2:

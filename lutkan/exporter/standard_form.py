@@ -1,0 +1,33 @@
+"""``standard`` form: the function form with every LUTKanEdge body inlined; default domain only.
+
+Graph: ``x -> [Gather input_id] -> kan0/...(body nodes) -> kan0.edges -> [affine/mult ops] -> ... -> y``.
+The body nodes of layer ``l`` are those of ``lutkan.custom_ops.function_body`` with their values and
+names prefixed ``kan{l}/``; the initializers are the same ``kan{l}.*`` tensors as in the function form
+(int8/uint8 tables stay int8/uint8: the dequantization ops act on initializers only and onnxruntime
+folds them when the session is created). For runtimes and tools without model-local functions.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import helper
+
+from lutkan.artifact import LUTModel
+from lutkan.custom_ops.function_body import BodySpec, emit_body
+from lutkan.exporter._graph import build_model
+from lutkan.exporter._versions import TARGET_OPSET
+from lutkan.exporter.function_form import DEFAULTS, OPTIONS, body_spec
+
+__all__ = ["OPTIONS", "DEFAULTS", "build_standard_model", "standard_model"]
+
+
+def standard_model(model: LUTModel, spec: BodySpec) -> onnx.ModelProto:
+    """The standard-op model of ``model`` with the body described by ``spec``."""
+    return build_model(model, form="standard",
+                       edge_nodes=lambda l, names, out: emit_body(spec, names, out, prefix=f"kan{l}/"),
+                       opset_imports=[helper.make_opsetid("", TARGET_OPSET)], body_variant=spec.variant)
+
+
+def build_standard_model(model: LUTModel, options: dict) -> onnx.ModelProto:
+    """Build the ``standard`` form. Options: ``variant`` (as for the function form)."""
+    return standard_model(model, body_spec(model, options["variant"]))

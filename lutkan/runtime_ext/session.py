@@ -1,0 +1,224 @@
+"""``make_session``, ``run`` and ``register``: onnxruntime sessions whose LUTKanEdge nodes run our kernel."""
+
+from __future__ import annotations
+
+import os
+import warnings
+import weakref
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+# Defines the PyOp and installs the fast hook: must precede every register_custom_ops_library call.
+from lutkan.runtime_ext import pyop
+from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
+from lutkan.errors import InputError, LutKanError, OnnxModelError
+from lutkan.evaluators.inputs import check_input
+from lutkan.runtime_ext.graph import prepare, read_model
+
+__all__ = ["make_session", "run", "register", "session_options", "SESSION_OPTION_NAMES", "PluginKernelError"]
+
+_REGISTERED_KEY = "lutkan.runtime_ext.registered"
+
+SESSION_OPTION_NAMES = tuple(sorted(n for n in dir(ort.SessionOptions)
+                                    if not n.startswith("_") and isinstance(getattr(ort.SessionOptions, n), property)))
+"""``onnxruntime.SessionOptions`` attributes that ``make_session`` accepts as keyword arguments."""
+
+_SPECIAL = ("providers", "sess_options", "config", "kernel_threads")
+
+
+class PluginKernelError(LutKanError):
+    """The LUTKanEdge kernel failed inside onnxruntime (it returned NaN instead of aborting)."""
+
+
+# Per-session facts for run(): keys of its kernels, input name and width. Keyed weakly by session.
+_INFO: "weakref.WeakKeyDictionary[ort.InferenceSession, dict]" = weakref.WeakKeyDictionary()
+
+
+def register(so: ort.SessionOptions | None = None) -> ort.SessionOptions:
+    """Return ``so`` (or new SessionOptions) with the LUTKanEdge plugin library registered (idempotent).
+
+    Registering alone is not enough to run a lutkan file: the plugin op takes the rewritten
+    signature ``LUTKanEdge(X; kernel_key)`` that ``make_session`` produces (the tables are read
+    from the file once, instead of being copied into Python on every call). Use ``make_session``.
+    """
+    so = ort.SessionOptions() if so is None else so
+    if not isinstance(so, ort.SessionOptions):
+        raise TypeError(f"expected onnxruntime.SessionOptions, got {type(so).__name__}")
+    if not _is_registered(so):
+        so.register_custom_ops_library(pyop.library_path())
+        so.add_session_config_entry(_REGISTERED_KEY, "1")
+    return so
+
+
+def _is_registered(so: ort.SessionOptions) -> bool:
+    try:
+        return so.get_session_config_entry(_REGISTERED_KEY) == "1"
+    except Exception:  # noqa: BLE001 - ORT raises RuntimeError when the entry is absent
+        return False
+
+
+def session_options(so: ort.SessionOptions | None = None, **options) -> ort.SessionOptions:
+    """Set SessionOptions attributes from keyword arguments; unknown names raise a TypeError listing
+    the valid ones (``SESSION_OPTION_NAMES``)."""
+    so = ort.SessionOptions() if so is None else so
+    for name, value in options.items():
+        if name not in SESSION_OPTION_NAMES:
+            raise TypeError(f"unknown session option {name!r}; valid keyword arguments are "
+                            f"{', '.join(_SPECIAL + SESSION_OPTION_NAMES)}")
+        try:
+            setattr(so, name, value)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"session option {name}={value!r} was rejected by onnxruntime: {e}") from None
+    return so
+
+
+def make_session(model, plugin: bool = True, *, providers=None, sess_options: ort.SessionOptions | None = None,
+                 config: dict | None = None, kernel_threads: int = 1, **options) -> ort.InferenceSession:
+    """Create an ``onnxruntime.InferenceSession`` for a lutkan ONNX model.
+
+    Args:
+        model: path, serialized bytes or ``onnx.ModelProto`` (any export form).
+        plugin: True -> every ``lutkan.LUTKanEdge`` node runs the Numba kernel (the model is read
+            and validated here, the tables are loaded once and the in-memory graph is rewritten;
+            the file is not modified). False -> a plain session (function/standard forms run
+            as-is; a custom-form file then fails with OnnxModelError).
+        providers: ORT providers (default ``["CPUExecutionProvider"]``; the plugin is CPU-only).
+        sess_options: SessionOptions to start from (modified: the plugin library is registered).
+        config: ``add_session_config_entry`` key/values, e.g. ``{"session.intra_op.allow_spinning": "0"}``.
+        kernel_threads: plugin only; > 1 splits batches of >= 256 rows into that many row blocks
+            evaluated concurrently (the Numba kernel releases the GIL). Default 1: the kernel runs on
+            the thread that called ``run``, like the rest of an ``intra_op_num_threads=1`` session.
+        **options: SessionOptions attributes, e.g. ``intra_op_num_threads=1``,
+            ``graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL``.
+
+    Raises ``OnnxModelError`` for an unreadable model or a malformed LUTKanEdge node (naming the
+    node and the problem), ``TypeError`` for unknown options. Use ``run(session, x)`` for a
+    validated call; ``session.run`` works too (a bad input then yields NaN, never a crash).
+    """
+    if isinstance(kernel_threads, bool) or not isinstance(kernel_threads, int) or kernel_threads < 1:
+        raise TypeError(f"kernel_threads={kernel_threads!r} must be an integer >= 1")
+    so = session_options(sess_options, **options)
+    for k, v in (config or {}).items():
+        so.add_session_config_entry(str(k), str(v))
+    providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
+
+    if not plugin:
+        if not isinstance(model, (str, os.PathLike, bytes, bytearray, memoryview, onnx.ModelProto)):
+            raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+        payload = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+        if isinstance(payload, os.PathLike):
+            payload = os.fspath(payload)
+        if isinstance(payload, (bytearray, memoryview)):
+            payload = bytes(payload)
+        sess = _create(payload, so, providers, plugin=False)
+        _INFO[sess] = {"keys": (), "nodes": 0}
+        return sess
+
+    if so.execution_mode == ort.ExecutionMode.ORT_PARALLEL:
+        warnings.warn("ExecutionMode.ORT_PARALLEL with the LUTKanEdge plugin is slower and has long latency "
+                      "tails (PyOps serialize on the GIL); use ORT_SEQUENTIAL", RuntimeWarning, stacklevel=2)
+    if so.optimized_model_filepath:
+        raise TypeError("optimized_model_filepath cannot be used with plugin=True: the saved graph would be the "
+                        "plugin-rewritten one, which has no tables; save the optimized model with plugin=False")
+
+    m = read_model(model)
+    m, nodes = prepare(m, pyop.new_key)
+    keys = []
+    try:
+        for p in nodes:
+            kernel = _build_kernel(p)
+            key = p.node.attribute[0].s.decode()
+            pyop.add_kernel(key, pyop.KernelEntry(kernel=kernel, in_dim=p.in_dim, out_dim=p.out_dim, where=p.where,
+                                                    threads=kernel_threads))
+            keys.append(key)
+        sess = _create(m.SerializeToString(), register(so), providers, plugin=True)
+    except BaseException:
+        pyop.release_kernels(keys)
+        raise
+    weakref.finalize(sess, pyop.release_kernels, tuple(keys))
+    _INFO[sess] = {"keys": tuple(keys), "nodes": len(nodes)}
+    return sess
+
+
+def _build_kernel(p):
+    from lutkan.evaluators.numba_eval import EdgeSumKernel
+
+    try:
+        kernel = EdgeSumKernel(p.tensors, p.attrs)
+        # Warm up here (JIT compile / cache load, and any error) rather than inside onnxruntime.
+        y = kernel(np.zeros((1, p.in_dim), dtype=np.float32))
+    except Exception as e:  # noqa: BLE001
+        raise OnnxModelError(f"{p.where}: cannot build the kernel: {type(e).__name__}: {e}") from None
+    if y.shape != (1, p.out_dim) or y.dtype != np.float32:
+        raise OnnxModelError(f"{p.where}: the kernel returned {y.dtype} {y.shape}, expected float32 (1, {p.out_dim})")
+    return kernel
+
+
+def _create(payload, so, providers, *, plugin: bool) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(payload, sess_options=so, providers=providers)
+    except Exception as e:  # noqa: BLE001 - ORT raises Fail/InvalidGraph/InvalidArgument/NoSuchFile...
+        msg = str(e)
+        hint = ""
+        if not plugin and f"{DOMAIN}:{OP_TYPE}" in msg:
+            hint = (" (this is a custom-form model: plain onnxruntime cannot run LUTKanEdge without the plugin; "
+                    "use make_session(..., plugin=True) or export form='function'/'standard')")
+        if plugin and "Conflicting with a registered kernel" in msg:
+            hint = (" (the onnxruntime-extensions library was already registered on these SessionOptions by other "
+                    "code; pass SessionOptions without it, or register it with lutkan.runtime_ext.register)")
+        elif plugin and f"{DOMAIN}:{OP_TYPE}" in msg:
+            hint = (" (the onnxruntime-extensions library was registered on these SessionOptions before "
+                    "lutkan.runtime_ext was imported, so it lacks the LUTKanEdge op; import lutkan.runtime_ext "
+                    "first or pass fresh SessionOptions)")
+        raise OnnxModelError(f"onnxruntime cannot load the model: {msg}{hint}") from None
+
+
+def _input_spec(sess: ort.InferenceSession) -> tuple[str, int | None]:
+    ins = sess.get_inputs()
+    if len(ins) != 1:
+        raise InputError(f"run() expects a model with one input (a lutkan export); this one has "
+                         f"{[i.name for i in ins]}; call session.run yourself")
+    shape = ins[0].shape
+    width = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+    return ins[0].name, width
+
+
+def run(session: ort.InferenceSession, x, *, output_names=None) -> np.ndarray:
+    """Validated inference: ``x`` (batch, n_inputs) -> first output as float32 numpy.
+
+    Raises ``InputError`` (wrong rank/width/dtype, empty batch; float64 and integer arrays are
+    converted) before onnxruntime sees the input, and ``PluginKernelError`` if a LUTKanEdge kernel
+    of this session reported a failure during the call (it returns NaN instead of aborting).
+    """
+    info = _INFO.get(session)
+    if info is None:
+        if not isinstance(session, ort.InferenceSession):
+            raise TypeError(f"run() expects an onnxruntime.InferenceSession (from make_session), got "
+                            f"{type(session).__name__}")
+        info = _INFO[session] = {"keys": (), "nodes": 0}
+    spec = info.get("spec")
+    if spec is None:
+        spec = info["spec"] = _input_spec(session)
+    name, width = spec
+    if width is None:  # symbolic width: validate rank/dtype/batch only
+        xa = x if isinstance(x, np.ndarray) else np.asarray(x)
+        width = xa.shape[1] if xa.ndim == 2 else 1
+    x = check_input(x, width)
+    keys = info["keys"]
+    before = pyop.error_total()
+    try:
+        y = session.run(output_names, {name: x})
+    except Exception as e:  # noqa: BLE001
+        raise LutKanError(f"onnxruntime failed to run the model: {e}") from None
+    if keys and pyop.error_total() != before:
+        recs = pyop.kernel_errors(keys)
+        seen = info.setdefault("counts", {})
+        fresh = [r for k, r in recs.items() if r.count != seen.get(k, 0)]
+        info["counts"] = {k: r.count for k, r in recs.items()}
+        if fresh:
+            if any(r.interrupt for r in fresh):
+                raise KeyboardInterrupt
+            raise PluginKernelError("; ".join(sorted({r.last for r in fresh})))
+    return y[0]

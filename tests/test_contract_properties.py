@@ -1,0 +1,690 @@
+"""Compiler correctness against the inference contract (docs/contract.md), property-based.
+
+(a) the Numba kernel equals the NumPy reference for every scheme x interp x boundary x oob on
+    random SourceModels and adversarial inputs (exact knots, domain ends, nextafter of the ends,
+    far OOB, NaN, +-inf, +-1e38, denormals);
+(b) float32 tables at L=256 reproduce the float64 SourceModel.forward within a derived bound,
+    in the domain and (oob='zero', PyKAN-faithful) outside it;
+(c) the OOB truth table of contract section 4, one parametrized test;
+(d) quantization golden values and the dequantization error bound;
+(e) right-continuity at interior knots and the left-limit sample at segment ends.
+
+The random-model factory below (``random_source``/``special_inputs``) is shared with the other
+fuzz modules of this suite (they import it from here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from lutkan.artifact import LUTLayer, LUTModel
+from lutkan.compiler import compile_model
+from lutkan.compiler.quantize import quantize
+from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
+from lutkan.evaluators.numba_eval import NumbaEvaluator, NumbaLayer
+from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
+from lutkan.evaluators.packing import dequantize, pack_model
+from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
+from lutkan.testing import HUGE, assert_outputs_close
+
+EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff u = 2**-24
+F32 = np.float32
+SYM_NAMES = ("x", "x^2", "sin", "tanh", "cos", "gaussian", "x^3")
+ALL_OPTS = list(itertools.product(INTERPS, BOUNDARIES, OOB_POLICIES))
+
+# ---------------------------------------------------------------------------------------------
+# random SourceModel factory (shared with test_artifact_fuzz / test_inputs / test_concurrency /
+# test_roundtrip_fuzz)
+# ---------------------------------------------------------------------------------------------
+
+
+def _knot_row(rng: np.random.Generator, G: int, k: int, kind: str) -> np.ndarray:
+    """One extended knot row (G + 2k + 1 float32-representable values, nondecreasing)."""
+    n = G + 2 * k + 1
+    if kind == "zero_width":  # constant training feature: every knot equal
+        return np.full(n, np.float32(rng.uniform(-2, 2)), dtype=np.float64)
+    lo = rng.uniform(-3, 1)
+    if kind == "uniform":
+        h = rng.uniform(0.1, 1.0)
+        t = lo + h * np.arange(n)
+    else:  # non-uniform, min gap >= 5% of the mean gap; optionally one repeated interior knot
+        gaps = rng.uniform(0.05, 1.0, size=n - 1) * rng.uniform(0.1, 1.0)
+        t = lo + np.concatenate([[0.0], np.cumsum(gaps)])
+        if kind == "dup" and n >= 4:
+            m = int(rng.integers(1, n - 2))
+            t[m + 1] = t[m]
+    t = t.astype(np.float32).astype(np.float64)
+    return np.maximum.accumulate(t)
+
+
+def random_source(seed: int, *, n_layers: int = 1, width: tuple[int, ...] | None = None, k: int = 3,
+                  G: int = 5, knots: str = "mixed", mask_p: float = 0.2, mult: bool = False,
+                  affine: bool = True, base_fun: str = "silu", symbolic: bool = False,
+                  zero_width_p: float = 0.1, n_extra_inputs: int = 0) -> SourceModel:
+    kw = dict(n_layers=n_layers, width=width, k=k, G=G, knots=knots, mask_p=mask_p, mult=mult, affine=affine,
+              base_fun=base_fun, symbolic=symbolic, zero_width_p=zero_width_p, n_extra_inputs=n_extra_inputs)
+    """A random pykan-shaped SourceModel.
+
+    width: node counts per layer boundary (len n_layers+1); mult adds a multiplication group of
+    arity 2 to every layer with >= 3 subnodes; knots: 'uniform', 'nonuniform', 'dup' or 'mixed'
+    (per row); zero_width_p: chance a row is degenerate (all knots equal); mask_p: chance an edge
+    is masked off; symbolic: some edges get a symbolic function with a random affine.
+    """
+    rng = np.random.default_rng(seed)
+    if width is None:
+        width = tuple(int(v) for v in rng.integers(1, 4, size=n_layers + 1))
+    layers = []
+    in_dim = width[0]
+    for l in range(len(width) - 1):
+        n_nodes = width[l + 1]
+        groups: tuple[int, ...] = ()
+        if mult and n_nodes >= 2:
+            groups = (2,)
+        n_sum = n_nodes - len(groups)
+        O = n_sum + sum(groups)
+        I = in_dim
+        kinds = []
+        for _ in range(I):
+            if rng.random() < zero_width_p:
+                kinds.append("zero_width")
+            elif knots == "mixed":
+                kinds.append(str(rng.choice(["uniform", "nonuniform", "dup"])))
+            else:
+                kinds.append(knots)
+        grid = np.stack([_knot_row(rng, G, k, kd) for kd in kinds])
+        coef = rng.normal(size=(I, O, G + k))
+        mask = (rng.random((I, O)) >= mask_p).astype(np.float64)
+        sym_mask = np.zeros((O, I))
+        sym_affine = np.zeros((O, I, 4))
+        names = [["0"] * I for _ in range(O)]
+        if symbolic:
+            for j in range(O):
+                for i in range(I):
+                    if rng.random() < 0.3:
+                        sym_mask[j, i] = 1.0
+                        names[j][i] = str(rng.choice(SYM_NAMES))
+                        sym_affine[j, i] = [rng.uniform(-2, 2), rng.uniform(-1, 1), rng.uniform(-2, 2),
+                                            rng.uniform(-1, 1)]
+        if affine:
+            sub_s = rng.uniform(0.5, 1.5, O) * rng.choice([-1, 1], O)
+            sub_b = rng.normal(0, 0.5, O)
+            node_s = rng.uniform(0.5, 1.5, n_sum + len(groups)) * rng.choice([-1, 1], n_sum + len(groups))
+            node_b = rng.normal(0, 0.5, n_sum + len(groups))
+        else:
+            sub_s, sub_b = np.ones(O), np.zeros(O)
+            node_s, node_b = np.ones(n_sum + len(groups)), np.zeros(n_sum + len(groups))
+        layers.append(SourceLayer(
+            grid=grid, coef=coef, k=k, scale_base=rng.normal(size=(I, O)),
+            scale_sp=rng.uniform(0.5, 1.5, (I, O)) * rng.choice([-1, 1], (I, O)), mask=mask,
+            sym_mask=sym_mask, sym_affine=sym_affine, sym_names=tuple(tuple(r) for r in names),
+            subnode_scale=sub_s, subnode_bias=sub_b, node_scale=node_s, node_bias=node_b,
+            n_sum=n_sum, mult_groups=groups))
+        in_dim = n_sum + len(groups)
+    n_inputs = width[0] + n_extra_inputs
+    input_id = np.sort(rng.choice(n_inputs, size=width[0], replace=False)).astype(np.int64)
+    if rng.random() < 0.5:
+        input_id = rng.permutation(input_id)
+    return SourceModel(layers=tuple(layers), input_id=input_id, n_inputs=n_inputs, base_fun=base_fun,
+                       symbolic_enabled=True, provenance={"factory": "random_source", "seed": seed, **kw})
+
+
+EXTREMES = np.array([np.nan, np.inf, -np.inf, 1e38, -1e38, 1e-40, -1e-40, 1e-45, 0.0, -0.0], dtype=np.float32)
+
+
+def special_inputs(src: SourceModel, seed: int, n: int = 64, *, extremes: bool = True,
+                   far: float = 1e3) -> np.ndarray:
+    """(n, n_inputs) float32: per used column a mix of its layer-0 knots, domain ends, nextafter of
+    the ends, interior uniform points, far OOB and (extremes=True) NaN/+-inf/+-1e38/denormals."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-4, 4, size=(n, src.n_inputs)).astype(np.float32)
+    g0 = src.layers[0].grid.astype(np.float32)
+    for r, c in enumerate(src.input_id.tolist()):
+        t = g0[r]
+        lo, hi = t[0], t[-1]
+        cand = [t, [lo, hi, np.nextafter(lo, np.float32(-np.inf)), np.nextafter(hi, np.float32(-np.inf)),
+                    np.nextafter(lo, np.float32(np.inf)), np.nextafter(hi, np.float32(np.inf)),
+                    lo - far, hi + far, hi + 1, lo - 1],
+                rng.uniform(lo, hi if hi > lo else lo + 1, size=8)]
+        if extremes:
+            cand.append(EXTREMES)
+        pool = np.concatenate([np.asarray(a, dtype=np.float32) for a in cand])
+        pick = rng.random(n) < 0.8
+        x[pick, c] = rng.choice(pool, size=int(pick.sum()))
+    return x
+
+
+def layer_specials(knots: np.ndarray, seed: int, n: int) -> np.ndarray:
+    """(n, I) float32 rows made of each input's knots, domain ends, their float32 neighbours and
+    extremes, for feeding a layer directly."""
+    rng = np.random.default_rng(seed)
+    cols = []
+    for t in knots.astype(np.float32):
+        lo, hi = t[0], t[-1]
+        pool = np.concatenate([t, [np.nextafter(lo, F32(-np.inf)), np.nextafter(hi, F32(-np.inf)),
+                                   np.nextafter(hi, F32(np.inf)), lo - 100, hi + 100], EXTREMES]).astype(np.float32)
+        cols.append(rng.choice(pool, size=n))
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
+
+
+@st.composite
+def models(draw, *, max_layers: int = 2, symbolic: bool | None = None, mult: bool | None = None,
+           base_fun: str | None = None, ks=st.integers(1, 5), Gs=st.integers(1, 12)):
+    seed = draw(st.integers(0, 2**32 - 1))
+    kw = dict(
+        n_layers=draw(st.integers(1, max_layers)), k=draw(ks), G=draw(Gs),
+        knots=draw(st.sampled_from(["uniform", "nonuniform", "dup", "mixed"])),
+        mask_p=draw(st.sampled_from([0.0, 0.3, 0.7])),
+        mult=draw(st.booleans()) if mult is None else mult,
+        affine=draw(st.booleans()),
+        base_fun=draw(st.sampled_from(["silu", "identity", "zero"])) if base_fun is None else base_fun,
+        symbolic=draw(st.booleans()) if symbolic is None else symbolic,
+        zero_width_p=draw(st.sampled_from([0.0, 0.25])),
+        n_extra_inputs=draw(st.integers(0, 1)),
+    )
+    return random_source(seed, **kw), seed
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) Numba == NumPy for every option combination
+# ---------------------------------------------------------------------------------------------
+
+def _identity_combine(p):
+    """The same packed layer with the node stage made the identity: exposes the raw edge sums."""
+    O = p.out_dim
+    one, zero = np.ones(O, np.float32), np.zeros(O, np.float32)
+    return dataclasses.replace(p, subnode_scale=one, subnode_bias=zero, node_scale=one, node_bias=zero,
+                               n_sum=O, mult_groups=())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(m=models(), xseed=st.integers(0, 2**16))
+def test_numba_equals_numpy_every_option(scheme, m, xseed):
+    src, seed = m
+    x_ord = special_inputs(src, xseed, extremes=False)  # finite, incl. knots/ends/nextafter/far OOB
+    x_nan = x_ord.copy()
+    x_nan[::5, :] = np.nan  # NaN poisoning through all layers
+    x_ext = special_inputs(src, xseed + 1, extremes=True)
+    for interp, boundary, oob in ALL_OPTS:
+        opts = ContractOptions(L=int(np.random.default_rng(seed).integers(2, 20)), scheme=scheme,
+                               interp=interp, boundary=boundary, oob=oob)
+        model = compile_model(src, opts)
+        ref, nb = NumpyEvaluator(model), NumbaEvaluator(model)
+        tag = f"{scheme}/{interp}/{boundary}/{oob} seed={seed}"
+        # end to end (node affines, mult groups, input_id) on finite and NaN inputs
+        for x in (x_ord, x_nan):
+            assert_outputs_close(nb(x), ref(x), rel=1e-5, what=f"model {tag}")
+        # layer by layer, fed the same float32 hidden values, including +-inf/1e38/denormals. The raw
+        # edge sums are compared (the node stage is checked above): contract section 5 leaves the
+        # overflowing sum of huge terms to each backend, and a later product could turn an inf on one
+        # side and 3e38 on the other into NaN vs 0.
+        h = np.ascontiguousarray(x_ext[:, model.input_id])
+        for l, p in enumerate(pack_model(model)):
+            if l:  # deeper layers: put that layer's own knots, ends and their neighbours in some rows
+                h = h.copy()
+                h[::3] = layer_specials(p.knots, seed + l, h[::3].shape[0])
+            pi = _identity_combine(p)
+            kw = dict(interp=interp, boundary=boundary, oob=oob, base_fun=model.base_fun)
+            assert_outputs_close(NumbaLayer(pi, **kw)(h), eval_layer(pi, h, **kw), rel=1e-5,
+                                 what=f"layer {l} edge sums {tag}")
+            h = eval_layer(p, h, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) float32 / large L vs the float64 reference, with a derived error bound
+# ---------------------------------------------------------------------------------------------
+
+def _markov2(k: int) -> float:
+    """T_k''(1) = k^2 (k^2 - 1) / 3: Markov's bound max|p''| <= T_k''(1) (2/W)^2 max|p| on a width-W
+    interval for a degree-k polynomial p."""
+    return k * k * (k * k - 1) / 3.0
+
+
+def edge_sum_bound(layer: SourceLayer, base_fun: str, x: np.ndarray, L: int) -> np.ndarray:
+    """(N, O) bound on |s32 - s64| for one layer's edge sums at float32-representable inputs x.
+
+    On a knot span of width W the spline is one polynomial p of degree k with |p| <= A := |m sp| max|c|
+    (B-splines are nonnegative and sum to <= 1). Linear interpolation between samples h = W/(L-1)
+    apart errs by <= h^2/8 max|p''| <= h^2/8 * T_k''(1) (2/W)^2 A = T_k''(1) A / (2 (L-1)^2)  (W cancels).
+    float32 effects: table rounding u A; pos = (x - t_k)*seg_scale has relative error <= 4u, i.e. a
+    position error <= 4u W, times max|p'| <= k^2 (2/W) A (Markov) = 8 k^2 u A; the lerp a + w (b - a)
+    <= 6 u A; summing I terms in float32 <= I u sum|terms|; base branch w b(x) in float32 (w rounded,
+    exp/add/div/mul of the SiLU) <= 8 u |w b(x)|. Nothing is left out to first order in u; the test
+    allows a factor 2 on top for second-order terms.
+    """
+    k, I = layer.k, layer.in_dim
+    A = np.abs(layer.mask * layer.scale_sp) * np.abs(layer.coef).max(axis=2)  # (I, O)
+    per_edge = A * (_markov2(k) / (2.0 * (L - 1) ** 2) + (8 * k * k + 8 + I) * EPS32)
+    xin = x.astype(np.float64)
+    inside = np.zeros_like(xin, dtype=bool)
+    for i in range(I):
+        t = layer.grid[i]
+        inside[:, i] = (xin[:, i] >= t[0]) & (xin[:, i] <= t[-1])
+    spline_part = inside.astype(np.float64) @ per_edge  # OOB: both sides are exactly 0 ('zero')
+    base_terms = np.abs(base_function(base_fun, xin))[:, :, None] * np.abs(layer.mask * layer.scale_base)[None]
+    # float32 SiLU(x) for x < -88.7 is -0 (exp overflows) where the true |SiLU| < 88.7 e^-88.7 < 3e-37:
+    # an absolute floor per base term.
+    floor = 3e-37 * np.abs(layer.mask * layer.scale_base).sum(axis=0) + 1e-44
+    return spline_part + ((8 + I) * EPS32) * base_terms.sum(axis=1) + floor
+
+
+def combine_bound(layer: SourceLayer, s64: np.ndarray, ds: np.ndarray) -> np.ndarray:
+    """Propagate an edge-sum error bound ds through subnode affine, products and node affine (each
+    float32 op adds <= u relative, parameters are rounded to float32: <= u relative)."""
+    a = layer.subnode_scale * s64 + layer.subnode_bias
+    da = np.abs(layer.subnode_scale) * ds + 4 * EPS32 * (np.abs(layer.subnode_scale * s64) + np.abs(layer.subnode_bias))
+    nodes, dn = [a[:, : layer.n_sum]], [da[:, : layer.n_sum]]
+    c = layer.n_sum
+    for g in layer.mult_groups:
+        vals, errs = np.abs(a[:, c : c + g]), da[:, c : c + g]
+        prod = np.prod(vals, axis=1)
+        d = np.zeros(a.shape[0])
+        for r in range(g):
+            d += errs[:, r] * np.prod(np.delete(vals + errs, r, axis=1), axis=1)
+        nodes.append(np.prod(a[:, c : c + g], axis=1, keepdims=True))
+        dn.append((d + 2 * g * EPS32 * prod)[:, None])
+        c += g
+    node, dnode = np.concatenate(nodes, axis=1), np.concatenate(dn, axis=1)
+    return np.abs(layer.node_scale) * dnode + 4 * EPS32 * (np.abs(layer.node_scale * node) + np.abs(layer.node_bias))
+
+
+def _raw_sum_layer(layer: SourceLayer) -> SourceLayer:
+    O = layer.out_dim
+    return dataclasses.replace(layer, subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O),
+                               node_bias=np.zeros(O), n_sum=O, mult_groups=())
+
+
+@settings(max_examples=80)
+@given(m=models(symbolic=False), xseed=st.integers(0, 2**16), boundary=st.sampled_from(BOUNDARIES))
+def test_float32_L256_matches_float64_reference(m, xseed, boundary):
+    src, seed = m
+    L = 256
+    model = compile_model(src, ContractOptions(L=L, scheme="float32", interp="linear", boundary=boundary,
+                                               oob="zero"))
+    packed = pack_model(model)
+    x = special_inputs(src, xseed, n=96, extremes=False, far=1e3)
+    # At x = t_K half_open+zero gives 0 and closed gives T_hi = S(t_K-), which is 0 for a pykan spline
+    # (continuous, k >= 1): both equal pykan's 0 there, so one bound serves both boundaries.
+    h = x[:, src.input_id].astype(np.float32)
+    for l, (layer, p) in enumerate(zip(src.layers, packed)):
+        h64 = h.astype(np.float64)
+        # raw edge sums (node stage = identity) then the real node stage
+        s64 = src.layer_forward(_raw_sum_layer(layer), h64)
+        s32 = eval_layer(_identity_combine(p), h, interp="linear", boundary=boundary, oob="zero",
+                         base_fun=src.base_fun).astype(np.float64)
+        bound_s = edge_sum_bound(layer, src.base_fun, h, L)
+        err = np.abs(s32 - s64)
+        ratio = err / bound_s
+        worst = np.unravel_index(np.argmax(ratio), ratio.shape)
+        assert np.all(ratio <= 2.0), (
+            f"seed={seed} layer {l}: edge-sum error {err[worst]:.3g} exceeds 2x the derived bound "
+            f"{bound_s[worst]:.3g} at {worst} (ratio {ratio.max():.3g}); x={h[worst[0]]}")
+        y64 = src.layer_forward(layer, h64)
+        y32 = eval_layer(p, h, interp="linear", boundary=boundary, oob="zero", base_fun=src.base_fun)
+        bound_y = combine_bound(layer, s64, 2 * bound_s) + 1e-300
+        ratio_y = np.abs(y32 - y64) / bound_y
+        assert np.all(ratio_y <= 2.0), f"seed={seed} layer {l}: node output error ratio {ratio_y.max():.3g}"
+        h = y32  # next layer sees the compiled float32 hidden values; the reference uses the same
+    if len(src.layers) == 1:  # whole model, exactly SourceModel.forward on the model inputs
+        y = NumpyEvaluator(model)(x)
+        y64 = src.forward(x.astype(np.float64))
+        s64 = src.layer_forward(_raw_sum_layer(src.layers[0]), x[:, src.input_id].astype(np.float64))
+        bound = combine_bound(src.layers[0], s64, 2 * edge_sum_bound(src.layers[0], src.base_fun,
+                                                                      x[:, src.input_id], L))
+        assert np.all(np.abs(y - y64) <= 2 * bound + 1e-300), f"seed={seed}: forward mismatch"
+
+
+def test_float32_bound_is_not_vacuous():
+    """The derived bound is small against the function scale (so (b) can fail): k=3, L=256 gives an
+    interpolation term 24/(2*255^2) ~ 1.8e-4 of max|m sp c|, and a real defect (wrong segment, no
+    left-limit sample, missing OOB zeroing) is O(1) of it. Also checks the bound is tight-ish:
+    the observed error on a smooth model reaches >= 1% of it."""
+    src = random_source(7, width=(2, 2), k=3, G=6, knots="nonuniform", zero_width_p=0.0, mask_p=0.0,
+                        base_fun="zero")
+    model = compile_model(src, ContractOptions(L=256, scheme="float32", oob="zero"))
+    x = special_inputs(src, 1, n=4000, extremes=False)
+    s64 = src.forward(x.astype(np.float64))
+    s32 = NumpyEvaluator(model)(x).astype(np.float64)
+    layer = src.layers[0]
+    bound = combine_bound(layer, src.layer_forward(_raw_sum_layer(layer), x[:, src.input_id].astype(np.float64)),
+                          2 * edge_sum_bound(layer, src.base_fun, x[:, src.input_id], 256))
+    scale = np.abs(s64).max()
+    assert bound.max() < 2e-3 * max(scale, 1.0), (bound.max(), scale)
+    print(f"\n[contract (b)] smooth k=3 model, L=256: observed max error {np.abs(s32 - s64).max():.3g}, "
+          f"derived bound {bound.max():.3g}, max|y| {scale:.3g}")
+    # a deliberately wrong model (table shifted by one segment) must break it
+    bad_layer = dataclasses.replace(model.layers[0], table=np.roll(model.layers[0].table, 1, axis=1))
+    bad = LUTModel(layers=(bad_layer,), contract=model.contract, base_fun=model.base_fun,
+                   input_id=model.input_id, n_inputs=model.n_inputs)
+    assert np.any(np.abs(NumpyEvaluator(bad)(x) - s64) > 2 * bound)
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) the out-of-bounds truth table (contract section 4)
+# ---------------------------------------------------------------------------------------------
+
+# A 1x1 layer with knots [0, 1, 2] (lo=0, hi=2), L=3, float32 table: segment 0 = [1, 2, 3] at
+# x = 0, .5, 1; segment 1 = [5, 6, 9] at x = 1, 1.5, 2 (a jump at the interior knot: right limit 5,
+# left limit 3). T_lo = 1, T_hi = 9; line_lo(x) = 1 + 2x (samples 1 -> 2 over 0.5),
+# line_hi(x) = 9 + 6 (x - 2) (samples 6 -> 9 over 0.5).
+_T = np.array([[[1, 2, 3], [5, 6, 9]]], dtype=np.float32)
+_LO, _HI = np.float32(0), np.float32(2)
+_BELOW_LO = np.nextafter(_LO, np.float32(-np.inf))  # the smallest negative denormal
+_BELOW_HI = np.nextafter(_HI, np.float32(-np.inf))
+def _lerp32(a, b, w) -> float:
+    """The contract's float32 interpolation a + w*(b - a), bit-exact."""
+    return float(F32(a) + F32(w) * (F32(b) - F32(a)))
+
+
+def _w32(x, t_k) -> tuple[int, float]:
+    """(r0, w) of contract step 3 in float32 for this table (seg_scale = float32(2)/float32(1) = 2)."""
+    pos = min(max((F32(x) - F32(t_k)) * F32(2), F32(0)), F32(2))
+    r0 = min(int(np.floor(pos)), 1)
+    return r0, float(pos - F32(r0))
+
+
+def _in_table(x, interp) -> float:
+    """T(x) for lo <= x <= hi (segment found right-continuously), bit-exact float32."""
+    k = 1 if F32(x) >= F32(1) else 0
+    r0, w = _w32(x, k)
+    if interp == "nearest":
+        return float(_T[0, k, r0 + (1 if w >= 0.5 else 0)])
+    return _lerp32(_T[0, k, r0], _T[0, k, r0 + 1], w)
+
+
+_T_BELOW_HI = {"linear": _in_table(_BELOW_HI, "linear"), "nearest": _in_table(_BELOW_HI, "nearest")}
+POINTS = {"lo": _LO, "below_lo": _BELOW_LO, "hi": _HI, "below_hi": _BELOW_HI, "hi+1": F32(3),
+          "+inf": F32(np.inf), "-inf": F32(-np.inf), "nan": F32(np.nan),
+          "tie0": F32(0.25), "tie1": F32(1.25), "above_knot": np.nextafter(F32(1), F32(2)), "mid": F32(0.6)}
+
+
+def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str:
+    """Expected tabulated term of contract section 4. '+big'/'-big' mean non-finite or |v| > 1e30."""
+    x = float(POINTS[point])
+    line_lo = lambda v: 1 + 2 * v  # noqa: E731
+    line_hi = lambda v: 9 + 6 * (v - 2)  # noqa: E731
+    if point == "nan":
+        return "nan"
+    if point == "lo":
+        return 1.0
+    if point in ("below_hi", "tie0", "tie1", "above_knot", "mid"):  # inside the domain
+        return _in_table(x, interp)
+    below = point in ("below_lo", "-inf")
+    if point == "hi" and boundary == "closed":
+        return 9.0
+    # outside the domain from here on (x < lo, x > hi, or x = hi under half_open)
+    if oob == "zero":
+        return 0.0
+    if oob == "clip":
+        if below:
+            return 1.0
+        return 9.0 if boundary == "closed" else _T_BELOW_HI[interp]
+    # extrapolate: the boundary segment's line (linear even under nearest), at +-FLT_MAX for +-inf;
+    # w' = (x_f - t_k)*seg_scale - r0 in float32 with r0 the clipped index (0 below, 1 above)
+    if point == "-inf":
+        return "-big"
+    if point == "+inf":
+        return "+big"
+    if below:
+        w = float((F32(x) - F32(0)) * F32(2) - F32(0))
+        assert abs(_lerp32(1, 2, w) - line_lo(x)) < 1e-6
+        return _lerp32(1, 2, w)
+    w = float((F32(x) - F32(1)) * F32(2) - F32(1))
+    assert abs(_lerp32(6, 9, w) - line_hi(x)) < 1e-5
+    return _lerp32(6, 9, w)
+
+
+def _truth_model(interp: str, boundary: str, oob: str) -> LUTModel:
+    z = np.zeros(1, np.float32)
+    layer = LUTLayer(knots=np.array([[0, 1, 2]], np.float32), edge_src=np.zeros(1, np.int32),
+                     edge_dst=np.zeros(1, np.int32), table=_T.copy(), scale=None, offset=None,
+                     base_weight=np.zeros((1, 1), np.float32), subnode_scale=z + 1, subnode_bias=z,
+                     node_scale=z + 1, node_bias=z, n_sum=1, mult_groups=(), tab_error=z)
+    return LUTModel(layers=(layer,), contract=ContractOptions(L=3, scheme="float32", interp=interp,
+                                                              boundary=boundary, oob=oob),
+                    base_fun="zero", input_id=np.zeros(1, np.int64), n_inputs=1)
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+@pytest.mark.parametrize("oob", OOB_POLICIES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("interp", INTERPS)
+def test_oob_truth_table(interp, boundary, oob, point):
+    model = _truth_model(interp, boundary, oob)
+    want = truth_table(point, interp, boundary, oob)
+    x = np.array([[POINTS[point]]], dtype=np.float32)
+    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+        got = float(ev(x)[0, 0])
+        what = f"{name}: T({point}) under {interp}/{boundary}/{oob} = {got!r}, contract says {want!r}"
+        if want == "nan":
+            assert np.isnan(got), what
+        elif want == "+big":
+            assert (got > HUGE) or got == np.inf, what
+        elif want == "-big":
+            assert (got < -HUGE) or got == -np.inf, what
+        else:
+            # one edge, base 'zero', identity node stage: no summation-order freedom, so the contract's
+            # float32 operations give exactly one answer
+            assert got == want, what
+
+
+def test_oob_truth_table_through_compiler():
+    """The same table via the compiler: a symbolic edge c*x + d (f = 'x') has nonzero boundary
+    samples, so clip/zero/extrapolate differ; base_fun 'zero' isolates the tabulated term."""
+    I = O = 1
+    k, G = 1, 2
+    grid = np.array([[-1.0, 0.0, 1.0, 2.0, 3.0]])  # t0 = -1, tK = 3
+    layer = SourceLayer(grid=grid, coef=np.zeros((I, O, G + k)), k=k, scale_base=np.ones((I, O)),
+                        scale_sp=np.ones((I, O)), mask=np.zeros((I, O)), sym_mask=np.ones((O, I)),
+                        sym_affine=np.array([[[1.0, 0.0, 2.0, 5.0]]]), sym_names=(("x",),),
+                        subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O),
+                        node_bias=np.zeros(O), n_sum=1)
+    src = SourceModel(layers=(layer,), input_id=np.zeros(1, np.int64), n_inputs=1, base_fun="zero")
+    f = lambda v: 2 * v + 5  # noqa: E731
+    xs = np.array([[-1], [np.nextafter(np.float32(-1), np.float32(-9))], [3], [np.nextafter(np.float32(3), np.float32(-9))],
+                   [4], [-5], [1.25]], dtype=np.float32)
+    expect = {
+        ("closed", "clip"): [f(-1), f(-1), f(3), f(3), f(3), f(-1), f(1.25)],
+        ("closed", "zero"): [f(-1), 0, f(3), f(3), 0, 0, f(1.25)],
+        ("closed", "extrapolate"): [f(-1), f(-1), f(3), f(3), f(4), f(-5), f(1.25)],
+        ("half_open", "clip"): [f(-1), f(-1), f(3), f(3), f(3), f(-1), f(1.25)],
+        ("half_open", "zero"): [f(-1), 0, 0, f(3), 0, 0, f(1.25)],
+        ("half_open", "extrapolate"): [f(-1), f(-1), f(3), f(3), f(4), f(-5), f(1.25)],
+    }
+    for (boundary, oob), want in expect.items():
+        model = compile_model(src, ContractOptions(L=5, scheme="float32", boundary=boundary, oob=oob))
+        for ev in (NumpyEvaluator(model), NumbaEvaluator(model)):
+            np.testing.assert_allclose(ev(xs)[:, 0], want, rtol=1e-6, atol=1e-6, err_msg=f"{boundary}/{oob}")
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) quantization golden tests
+# ---------------------------------------------------------------------------------------------
+
+def test_int8_golden():
+    f = np.array([[[-2.0, 0.0, 1.0, 2.0, 0.5]]])
+    q, scale, offset = quantize(f, "int8")
+    assert offset is None and q.dtype == np.int8 and scale.dtype == np.float32
+    assert scale[0, 0] == np.float32(2.0 / 127)
+    s = np.float64(np.float32(2.0 / 127))
+    assert q[0, 0].tolist() == np.rint(f[0, 0] / s).astype(int).tolist()
+    assert q[0, 0, 0] == -127 and q[0, 0, 3] == 127 and q[0, 0, 1] == 0 and q[0, 0, 2] == 64
+
+
+def test_uint8_golden():
+    f = np.array([[[-1.0, 0.0, 3.0, 1.0]]])
+    q, scale, offset = quantize(f, "uint8")
+    assert q.dtype == np.uint8
+    assert offset[0, 0] == np.float32(-1.0)
+    assert scale[0, 0] == np.float32(4.0 / 255)
+    s = np.float64(np.float32(4.0 / 255))
+    # q is computed against the stored float32 scale, which is slightly above 4/255: 2/s = 127.4999...
+    assert s > 4.0 / 255
+    assert q[0, 0].tolist() == [0, int(np.rint(1 / s)), 255, int(np.rint(2 / s))] == [0, 64, 255, 127]
+
+
+@pytest.mark.parametrize("scheme", ["int8", "uint8"])
+@pytest.mark.parametrize("c", [0.0, 3.25, -7.5, 1e-30])
+def test_constant_segment(scheme, c):
+    f = np.full((2, 3, 5), c)
+    q, scale, offset = quantize(f, scheme)
+    layer = dataclasses.make_dataclass("L", ["table", "scale", "offset"])(q, scale, offset)
+    deq = dequantize(layer, ContractOptions(scheme=scheme))
+    if c == 0.0 or scheme == "uint8":
+        # zero (int8) or any constant (uint8): scale 1 and the value exactly representable
+        assert np.all(scale == 1)
+        assert np.all(deq == np.float32(c))
+    else:
+        assert np.all(np.abs(q) == 127) and np.all(scale == np.float32(abs(c) / 127))
+        np.testing.assert_allclose(deq, c, rtol=2e-7)
+
+
+@settings(max_examples=150)
+@given(seed=st.integers(0, 2**32 - 1), scheme=st.sampled_from(["int8", "uint8"]),
+       mag=st.sampled_from([1e-20, 1e-3, 1.0, 1e3, 1e20]), shift=st.sampled_from([0.0, 1.0, -50.0]))
+def test_quantization_error_within_half_step(seed, scheme, mag, shift):
+    rng = np.random.default_rng(seed)
+    f = (rng.normal(size=(3, 4, int(rng.integers(2, 40)))) + shift) * mag
+    f[0, 0] = f[0, 0, 0]  # a constant segment
+    if rng.random() < 0.5:
+        f[1, 1, rng.integers(0, f.shape[2])] = 0.0
+    q, scale, offset = quantize(f, scheme)
+    if scheme == "int8":
+        assert q.min() >= -127 and q.max() <= 127
+        m = np.abs(f).max(axis=2)
+        expect = np.where(m == 0, np.float32(1), (m / 127).astype(np.float32))
+        np.testing.assert_array_equal(scale, expect)
+    else:
+        lo, hi = f.min(axis=2), f.max(axis=2)
+        np.testing.assert_array_equal(offset, lo.astype(np.float32))
+        np.testing.assert_array_equal(scale, np.where(hi == lo, np.float32(1), ((hi - lo) / 255).astype(np.float32)))
+    layer = dataclasses.make_dataclass("L", ["table", "scale", "offset"])(q, scale, offset)
+    deq = dequantize(layer, ContractOptions(scheme=scheme)).astype(np.float64)
+    # scale/2 from rounding to the grid; the stored float32 scale/offset and the float32 multiply-add
+    # add a few ulp of the largest magnitude in the segment.
+    amax = np.abs(f).max(axis=2, keepdims=True)
+    tol = scale.astype(np.float64)[..., None] / 2 + 4 * EPS32 * amax + 1e-45
+    err = np.abs(deq - f)
+    assert np.all(err <= tol), f"max err/tol {np.max(err / tol):.4g}"
+
+
+@settings(max_examples=40)
+@given(m=models(symbolic=False, max_layers=1), scheme=st.sampled_from(["int8", "uint8", "float16"]))
+def test_compiled_tables_quantize_the_spline(m, scheme):
+    """Interior samples of every compiled table, dequantized, are within the scheme's step of the
+    float64 pykan spline at that sample (independent of the compiler's own sampling code)."""
+    src, seed = m
+    L = 9
+    model = compile_model(src, ContractOptions(L=L, scheme=scheme))
+    layer, lut = src.layers[0], model.layers[0]
+    deq = dequantize(lut, model.contract).astype(np.float64)
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+        t = lut.knots[i].astype(np.float64)
+        for kseg in range(lut.n_segments):
+            if t[kseg + 1] <= t[kseg]:
+                continue
+            xs = t[kseg] + (t[kseg + 1] - t[kseg]) * np.arange(1, L - 1) / (L - 1)
+            ref = layer.spline_term(i, j, xs)
+            got = deq[e, kseg, 1 : L - 1]
+            amax = np.abs(ref).max(initial=0)
+            if scheme == "float16":
+                tol = 2.0**-11 * np.abs(ref) + 6e-8 + 1e-12 * amax
+            else:
+                tol = float(lut.scale[e, kseg]) / 2 + 4 * EPS32 * amax + 1e-9 * amax
+            assert np.all(np.abs(got - ref) <= tol), (seed, e, kseg, np.abs(got - ref).max(), tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) right-continuity at interior knots, left-limit samples at segment ends
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("interp", INTERPS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("oob", OOB_POLICIES)
+def test_interior_knot_right_continuous_and_left_limit(interp, boundary, oob):
+    """The truth-table layer jumps at its interior knot t_1 = 1 (segment 0 ends with the left-limit
+    sample 3, segment 1 starts with 5): x = 1 is evaluated in segment 1 (right-continuous, u = 0),
+    nextafter(1, -inf) in segment 0 (-> the left limit 3)."""
+    model = _truth_model(interp, boundary, oob)
+    one = np.float32(1)
+    below = np.nextafter(one, np.float32(-np.inf))
+    x = np.array([[one], [below], [np.nextafter(one, np.float32(np.inf))]], dtype=np.float32)
+    left = 3.0 if interp == "nearest" else 2 + float(below / np.float32(0.5) - np.float32(1))
+    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+        y = ev(x)[:, 0].astype(np.float64)
+        assert y[0] == 5.0, f"{name}: x = interior knot must start the right segment, got {y[0]}"
+        assert y[1] == pytest.approx(left, abs=1e-6) and abs(y[1] - 3.0) < 1e-5, f"{name}: left limit {y[1]}"
+        assert 5.0 <= y[2] < 5.0 + 1e-5, f"{name}: just above the knot {y[2]}"
+
+
+def test_pykan_duplicate_knots_are_continuous():
+    """Why the generic test below is the compiler's left-limit check: pykan's B_batch zeroes every
+    basis function whose recursion meets a zero-width span (nan_to_num of inf*0), so pykan splines
+    with repeated knots stay continuous; the compiler must reproduce exactly that."""
+    grid = np.array([[0.0, 1.0, 2.0, 2.0, 3.0, 4.0]])
+    B = bspline_basis(np.array([1.5, 2.0, 2.5]), grid[0], 1)
+    np.testing.assert_array_equal(B[:, 1:3], 0)  # the two functions touching [2, 2]
+    one = np.ones((1, 1))
+    layer = SourceLayer(grid=grid, coef=np.array([[[3.0, 1.0, 5.0, 2.0]]]), k=1, scale_base=one, scale_sp=one,
+                        mask=one, sym_mask=np.zeros((1, 1)), sym_affine=np.zeros((1, 1, 4)), sym_names=(("0",),),
+                        subnode_scale=np.ones(1), subnode_bias=np.zeros(1), node_scale=np.ones(1),
+                        node_bias=np.zeros(1), n_sum=1)
+    src = SourceModel(layers=(layer,), input_id=np.zeros(1, np.int64), n_inputs=1, base_fun="zero")
+    model = compile_model(src, ContractOptions(L=5, scheme="float32"))
+    T = model.layers[0].table[0]
+    assert T[1, -1] == pytest.approx(0.0) and T[3, 0] == pytest.approx(0.0)  # S(2-) = S(2) = 0
+    xs = np.linspace(-0.5, 4.5, 101, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(NumpyEvaluator(model)(xs), src.forward(xs.astype(np.float64)), atol=1e-6)
+
+
+@settings(max_examples=60)
+@given(m=models(symbolic=False, max_layers=1, ks=st.integers(1, 5)))
+def test_segment_end_samples_are_limits(m):
+    """For every edge and nonzero-width segment: the first sample is pykan's (right-continuous) value
+    at t_k, the last is the left limit at t_{k+1}; at every interior knot both evaluators return the
+    right value and nextafter(t, -inf) returns (close to) the left limit."""
+    src, seed = m
+    layer = src.layers[0]
+    L = 7
+    model = compile_model(src, ContractOptions(L=L, scheme="float32"))
+    lut = model.layers[0]
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+        t = layer.grid[i]
+        A = float(np.abs(layer.mask[i, j] * layer.scale_sp[i, j]) * np.abs(layer.coef[i, j]).max()) + 1e-30
+        for kseg in range(lut.n_segments):
+            a, b = t[kseg], t[kseg + 1]
+            if b <= a:
+                continue
+            if kseg < lut.n_segments and a < t[-1]:
+                right = layer.spline_term(i, j, np.array([a]))[0]
+                assert lut.table[e, kseg, 0] == pytest.approx(right, abs=1e-6 * A), (seed, e, kseg, "right value")
+            left = layer.spline_term(i, j, np.array([b - 1e-9 * (b - a)]))[0]
+            assert lut.table[e, kseg, L - 1] == pytest.approx(left, abs=1e-6 * A), (seed, e, kseg, "left limit")
+    # through the evaluators: at every interior knot of input row 0 (right segment) and just below it
+    i = 0
+    t32 = lut.knots[i]
+    interior = [v for v in np.unique(t32[1:-1]) if t32[0] < v < t32[-1]]
+    assume(interior)
+    rows = []
+    for v in interior:
+        for xv in (v, np.nextafter(v, np.float32(-np.inf))):
+            row = np.zeros(src.n_inputs, np.float32)
+            row[src.input_id[i]] = xv
+            rows.append(row)
+    x = np.stack(rows)
+    y_ref = NumpyEvaluator(model)(x).astype(np.float64)
+    y_nb = NumbaEvaluator(model)(x).astype(np.float64)
+    # pykan (float64) at exactly the same float32 points; L=7 linear interpolation of a degree-k piece
+    # errs by at most T_k''(1) A / (2 (L-1)^2) per edge, so compare against a sum of those.
+    # Inputs other than row 0 are 0: they contribute their own (in- or out-of-domain) values to both.
+    y64 = src.forward(x.astype(np.float64))
+    s64 = src.layer_forward(_raw_sum_layer(layer), x[:, src.input_id].astype(np.float64))
+    bound = combine_bound(layer, s64, 2 * edge_sum_bound(layer, src.base_fun, x[:, src.input_id], L))
+    assert np.all(np.abs(y_ref - y64) <= 2 * bound + 1e-12), (seed, np.abs(y_ref - y64).max(), bound.max())
+    assert_outputs_close(y_nb, y_ref, rel=1e-5)

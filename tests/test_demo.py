@@ -1,0 +1,122 @@
+"""``lutkan demo``: the whole pipeline on the bundled model and on a real checkpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REALMODEL_NAMES, REPO, realmodel_dir
+from lutkan.cli import EXIT_ERROR, EXIT_OK, main
+
+pytest.importorskip("kan", reason="the demo compares with pykan: needs the [pykan] extra")
+
+
+def test_demo_default_model_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    t0 = time.perf_counter()
+    assert main(["demo", "--quick", "--out", str(out)]) == EXIT_OK
+    wall = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    assert "breast_cancer" in text and "FAIL" not in text
+    res = json.loads((out / "results.json").read_text())
+    assert res["ok"] and res["labelled"] and res["rows"] == 114
+    assert {(c["L"], c["scheme"]) for c in res["configs"]} == {(L, s) for L in (16, 64)
+                                                               for s in ("int8", "uint8", "float16")}
+    for c in res["configs"]:
+        assert set(c["checks"]) == {"function+plain", "function+plugin", "standard+plain", "custom+plugin"}
+        assert all(v["ok"] for v in c["checks"].values())
+        assert 0.9 < c["metrics"]["accuracy"] <= 1.0
+        assert c["metrics"]["changed"] <= 3
+        assert c["latency_us"]["function+plain@1"] > 0 and c["latency_us"]["function+plugin@N"] > 0
+        assert c["sizes"]["lutkan"] > 0 and c["sizes"]["function"] > 0
+    for suffix in (".lutkan", ".function.onnx", ".standard.onnx", ".custom.onnx"):
+        assert (out / f"breast_cancer_L64_int8{suffix}").is_file()
+    report = (out / "report.md").read_text()
+    for want in ("Accuracy vs pykan", "Latency", "Sizes", "error_per_layer.png", "latency.png", "| 64 | int8 |"):
+        assert want in report, want
+    for png in ("error_per_layer.png", "latency.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    print(f"\n[demo] --quick on breast_cancer: {wall:.1f} s")
+
+
+def test_demo_onnx_file_runs_and_inspects(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--L", "64", "--schemes", "int8", "--out", str(out), "--quiet"]) == EXIT_OK
+    onnx_path = out / "breast_cancer_L64_int8.function.onnx"
+    capsys.readouterr()
+    assert main(["inspect", str(onnx_path), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["lutkan_edge_nodes"] == 2
+    x = np.load(REPO / "models" / "breast_cancer" / "test_data.npz")["X_test"][:5]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(onnx_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"),
+                 "--quiet"]) == EXIT_OK
+    assert np.load(tmp_path / "y.npy").shape == (5, 1)
+
+
+@pytest.mark.skipif("torward_vlbi_deep" not in REALMODEL_NAMES, reason="real checkpoints not available")
+def test_demo_user_checkpoint_without_labels(tmp_path, capsys):
+    """A real checkpoint prefix: inputs are its cache_data, the report shows agreement metrics."""
+    out = tmp_path / "user"
+    src = realmodel_dir("torward_vlbi_deep") / "0.2"
+    assert main(["demo", "--model", str(src), "--L", "16,64", "--schemes", "int8,float16", "--out", str(out),
+                 "--quiet"]) == EXIT_OK
+    res = json.loads((out / "results.json").read_text())
+    assert res["ok"] and not res["labelled"]
+    for c in res["configs"]:
+        assert "accuracy" not in c["metrics"] and 0.0 <= c["metrics"]["agreement"] <= 1.0
+        assert np.isfinite(c["max_abs_err"])
+    report = (out / "report.md").read_text()
+    assert "agreement" in report and "No labels" in report
+    assert list(out.glob("*.function.onnx"))
+
+
+def test_demo_folder_with_data_npz(tmp_path):
+    """--model FOLDER plus --data: the labelled path for a multi-output model (argmax)."""
+    out = tmp_path / "digits"
+    assert main(["demo", "--model", str(REPO / "models" / "digits"), "--data",
+                 str(REPO / "models" / "digits" / "test_data.npz"), "--L", "32", "--schemes", "int8",
+                 "--out", str(out), "--quiet"]) == EXIT_OK
+    res = json.loads((out / "results.json").read_text())
+    assert res["labelled"] and res["width"][-1] == 10
+    assert res["configs"][0]["metrics"]["accuracy"] > 0.9
+
+
+def test_demo_bad_inputs_exit_3(tmp_path, capsys):
+    assert main(["demo", "--model", str(tmp_path / "missing" / "0.1"), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == EXIT_ERROR
+    assert "error" in capsys.readouterr().err
+    np.savez(tmp_path / "wide.npz", X_test=np.zeros((3, 7), np.float32))
+    assert main(["demo", "--data", str(tmp_path / "wide.npz"), "--L", "16", "--schemes", "int8",
+                 "--out", str(tmp_path / "o"), "--quiet"]) == EXIT_ERROR
+    assert "expects (batch, 30)" in capsys.readouterr().err
+    assert main(["demo", "--L", "1", "--out", str(tmp_path / "o"), "--quiet"]) == EXIT_ERROR
+    assert "L=1" in capsys.readouterr().err
+
+
+def test_demo_rejects_unknown_scheme():
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--schemes", "int4"])
+    assert e.value.code == 2
+
+
+def test_demo_reports_fail_rows_and_exits_1(tmp_path, monkeypatch, capsys):
+    """A backend that disagrees with the NumPy reference is a FAIL row, not a crash; exit code 1."""
+    import lutkan.runtime_ext as rt
+
+    real_run = rt.run
+
+    def bad_run(sess, x):
+        return real_run(sess, x) + 1.0
+
+    monkeypatch.setattr(rt, "run", bad_run)
+    out = tmp_path / "fail"
+    assert main(["demo", "--L", "16", "--schemes", "int8,float16", "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "FAIL" in text and "configuration(s) FAILED" in text
+    res = json.loads((out / "results.json").read_text())
+    assert not res["ok"] and len(res["configs"]) == 2
+    assert all(not c["ok"] for c in res["configs"])
+    assert "### FAIL" in (out / "report.md").read_text()

@@ -1,0 +1,60 @@
+"""The function and standard forms of every real checkpoint equal ``NumpyEvaluator`` in onnxruntime,
+on the checkpoint's own cache_data (which includes out-of-domain inputs) and on probe inputs."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import REALMODEL_NAMES, realmodel_dir
+from lutkan.compiler import compile_model
+from lutkan.contract import ContractOptions
+from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.exporter import export
+from lutkan.testing import assert_outputs_close
+
+from _models import probe_inputs
+
+pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
+pykan_reader = pytest.importorskip("lutkan.compiler.pykan_reader")
+
+
+@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+def source(request):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "using the latest checkpoint ..."
+        src = pykan_reader.load_source(realmodel_dir(request.param))
+    assert src.cache_data is not None and src.cache_data.shape[0] > 0
+    return request.param, src
+
+
+def _ort(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+OPTIONS = {
+    "default": ContractOptions(),
+    "f32-extrap-halfopen": ContractOptions(L=32, scheme="float32", oob="extrapolate", boundary="half_open"),
+    "u8-nearest-clip": ContractOptions(L=16, scheme="uint8", interp="nearest", oob="clip"),
+}
+
+
+@pytest.mark.parametrize("opts", list(OPTIONS.values()), ids=list(OPTIONS))
+def test_real_checkpoint_forms_equal_numpy(source, opts):
+    name, src = source
+    model = compile_model(src, opts)
+    x_cache = np.ascontiguousarray(src.cache_data, dtype=np.float32)
+    x = np.concatenate([x_cache, probe_inputs(model, 64, seed=1)])
+    ref = NumpyEvaluator(model)(x)
+    for form in ("function", "standard"):
+        proto = export(model, form)
+        onnx.checker.check_model(proto, full_check=True)
+        assert_outputs_close(_ort(proto, x), ref, rel=1e-5, what=f"{name} {form}")

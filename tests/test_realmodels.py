@@ -1,0 +1,83 @@
+"""Issue #2 acceptance on real-world checkpoints (../shared/realmodels): every checkpoint compiles,
+and at float32 / L=128 the compiled model matches pykan's own forward on its cache_data (which
+includes out-of-domain inputs) to max abs error <= 1e-3 x max|pykan output|."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REALMODEL_NAMES, realmodel_dir
+from lutkan.artifact import from_bytes, to_bytes
+from lutkan.compiler import compile_model
+from lutkan.contract import ContractOptions
+from lutkan.evaluators.numba_eval import NumbaEvaluator
+from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.testing import assert_outputs_close, compare_outputs
+
+pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
+from lutkan.compiler.pykan_reader import build_pykan_model, load_source, pykan_forward  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+def real(request):
+    path = realmodel_dir(request.param)
+    with pytest.warns(UserWarning, match="latest"):
+        src = load_source(path)
+    x = src.cache_data
+    assert x is not None and x.shape[0] > 0, f"{request.param}: no cache_data"
+    y_pykan = pykan_forward(build_pykan_model(path), x)
+    return request.param, src, x, y_pykan
+
+
+def test_all_real_checkpoints_present(realmodels):
+    assert len(REALMODEL_NAMES) >= 6, f"expected the 6 real checkpoints in {realmodels}, found {REALMODEL_NAMES}"
+
+
+def test_float64_reference_matches_pykan(real):
+    name, src, x, y_pykan = real
+    st = compare_outputs(src.forward(x), y_pykan)
+    assert st["extreme_mismatch"] == 0
+    assert st["max_abs"] <= 1e-5 * max(st["ref_max_abs"], 1e-3), (name, st)
+
+
+def test_float32_L128_matches_pykan(real):
+    name, src, x, y_pykan = real
+    model = compile_model(src, ContractOptions(L=128, scheme="float32"))
+    model = from_bytes(to_bytes(model))  # through the file format
+    y = NumpyEvaluator(model)(x)
+    st = compare_outputs(y, y_pykan)
+    assert st["extreme_mismatch"] == 0, (name, st)
+    assert st["max_abs"] <= 1e-3 * st["ref_max_abs"], (name, st)
+    assert_outputs_close(NumbaEvaluator(model)(x), y, rel=1e-5, what=f"{name} numba vs numpy")
+
+
+@pytest.mark.parametrize("scheme", ["int8", "uint8", "float16"])
+def test_quantized_L64_error_is_reported_and_bounded(real, scheme, tmp_path):
+    """int8/uint8/float16 at L=64: the error is recorded (closing-note figure) and stays small
+    relative to the output scale; numba equals the reference."""
+    name, src, x, y_pykan = real
+    model = compile_model(src, ContractOptions(L=64, scheme=scheme))
+    y = NumpyEvaluator(model)(x)
+    st = compare_outputs(y, y_pykan)
+    (tmp_path / "err.json").write_text(json.dumps(st))
+    print(f"\n[realmodel error] {name} {scheme} L=64: max_abs={st['max_abs']:.3g} "
+          f"rel={st['max_rel']:.3g} (max|y|={st['ref_max_abs']:.3g})")
+    assert st["extreme_mismatch"] == 0
+    assert st["max_rel"] < 5e-2, (name, scheme, st)
+    assert_outputs_close(NumbaEvaluator(model)(x), y, rel=1e-5, what=f"{name} numba vs numpy")
+
+
+def test_notes_name_symbolic_edges():
+    src = load_source(realmodel_dir("mguo_gwp_symbolic"))
+    model = compile_model(src, ContractOptions(L=16))
+    sym = [n for n in model.notes if "symbolic" in n]
+    assert sym and any("'sqrt'" in n for n in sym), model.notes
+
+
+def test_zero_width_rows_noted():
+    src = load_source(realmodel_dir("nikita_ids_k2"))
+    model = compile_model(src, ContractOptions(L=16))
+    assert any("zero-width" in n for n in model.notes), model.notes
