@@ -24,7 +24,7 @@ def test_help_documents_every_command(capsys):
 
 def test_compile_run_verify(tmp_path, capsys):
     out = tmp_path / "m.lutkan"
-    assert main(["compile", SRC, "-o", str(out), "--L", "32", "--scheme", "uint8", "--quiet"]) == EXIT_OK
+    assert main(["compile", SRC, "-o", str(out), "--L", "128", "--scheme", "float32", "--quiet"]) == EXIT_OK
     assert out.stat().st_size > 0
     x = np.random.default_rng(0).normal(size=(7, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -35,7 +35,7 @@ def test_compile_run_verify(tmp_path, capsys):
         assert np.load(y_path).shape == (7, 1)
     np.testing.assert_allclose(np.load(tmp_path / "y_numpy.npy"), np.load(tmp_path / "y_numba.npy"), rtol=1e-5, atol=1e-7)
     capsys.readouterr()
-    assert main(["verify", SRC, str(out), "--tol", "0.05"]) == EXIT_OK
+    assert main(["verify", SRC, str(out), "--tol", "0.01"]) == EXIT_OK
     text = capsys.readouterr().out
     assert "max_abs_err" in text and "overall" in text
     # an impossible tolerance fails with exit code 1
