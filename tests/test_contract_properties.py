@@ -27,7 +27,8 @@ from lutkan.artifact import LUTLayer, LUTModel
 from lutkan.compiler import compile_model
 from lutkan.compiler.quantize import quantize
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
-from lutkan.evaluators.numba_eval import NumbaEvaluator, NumbaLayer
+from lutkan.custom_ops.schema import op_attributes, op_tensors
+from lutkan.evaluators.numba_eval import EdgeSumKernel, NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
 from lutkan.evaluators.packing import dequantize, pack_model
 from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
@@ -231,7 +232,8 @@ def test_numba_equals_numpy_every_option(scheme, m, xseed):
                 h[::3] = layer_specials(p.knots, seed + l, h[::3].shape[0])
             pi = _identity_combine(p)
             kw = dict(interp=interp, boundary=boundary, oob=oob, base_fun=model.base_fun)
-            assert_outputs_close(NumbaLayer(pi, **kw)(h), eval_layer(pi, h, **kw), rel=1e-5,
+            kern = EdgeSumKernel(op_tensors(model.layers[l], opts), op_attributes(opts, model.base_fun))
+            assert_outputs_close(kern(h), eval_layer(pi, h, **kw), rel=1e-5,
                                  what=f"layer {l} edge sums {tag}")
             h = eval_layer(p, h, **kw)
 

@@ -96,23 +96,18 @@ def _kernels_only(ev: NumbaEvaluator) -> Callable[[np.ndarray], np.ndarray]:
     """The Numba evaluator's per-layer kernels called back to back with preallocated outputs and no input
     validation: a diagnostic lower bound for the per-call overhead of ``NumbaEvaluator.__call__``
     (what a fused entry point could save). Depends on the evaluator's internals; callers catch errors."""
-    from lutkan.evaluators.numba_eval import lut_layer_kernel
-
-    layers = ev.layers
-    if not all(getattr(layer, "identity_nodes", False) for layer in layers) or not ev._identity_input:
+    if any(nodes is not None for nodes in ev.nodes) or not ev._identity_input:
         raise ValueError("only for models without node affines or input_id permutation")
+    kernels = ev.kernels
     bufs: dict[int, list[np.ndarray]] = {}
 
     def f(x):
         outs = bufs.get(x.shape[0])
         if outs is None:
-            outs = bufs[x.shape[0]] = [np.empty((x.shape[0], layer.p.out_dim), np.float32) for layer in layers]
+            outs = bufs[x.shape[0]] = [np.empty((x.shape[0], k.out_dim), np.float32) for k in kernels]
         h = x
-        for layer, o in zip(layers, outs):
-            p = layer.p
-            lut_layer_kernel(h, p.knots, layer.bounds, p.seg_scale, p.dense, p.base_weight, layer.edge_mask,
-                             *layer.flags, o, layer.poison)
-            h = o
+        for k, o in zip(kernels, outs):
+            h = k(h, o)
         return h
 
     return f
