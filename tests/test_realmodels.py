@@ -65,10 +65,12 @@ def test_float32_L128_matches_pykan(real, request):
     assert_outputs_close(NumbaEvaluator(model)(x), y, rel=NUMBA_REL.get(name, 1e-5), what=f"{name} numba vs numpy")
 
 
-def test_float32_converges_where_L128_misses(real):
-    name, src, x, y_pykan = real
-    if name not in KNOWN_L128_MISSES:
-        pytest.skip("meets the bar at L=128 already")
+@pytest.mark.parametrize("name", sorted(KNOWN_L128_MISSES))
+def test_float32_converges_where_L128_misses(name):
+    path = realmodel_dir(name)
+    src = load_source(path, checkpoint_id=next(p.name[: -len("_state")] for p in path.glob("*_state")))
+    x = src.cache_data
+    y_pykan = pykan_forward(build_pykan_model(path), x)
     st = compare_outputs(NumpyEvaluator(compile_model(src, ContractOptions(L=512, scheme="float32")))(x), y_pykan)
     assert st["max_abs"] <= 1e-3 * st["ref_max_abs"], (name, st)
 

@@ -6,6 +6,8 @@ import numpy as np
 
 from lutkan.errors import InputError
 
+_F32 = np.dtype(np.float32)
+
 
 def check_input(x: object, n_inputs: int, *, name: str = "x") -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 (N, n_inputs) array, or raise InputError.
@@ -14,6 +16,9 @@ def check_input(x: object, n_inputs: int, *, name: str = "x") -> np.ndarray:
     float32). Rejected with a message naming the input and the expected shape/dtype: other ranks,
     widths, an empty batch, bool/complex/object/string dtypes.
     """
+    if (type(x) is np.ndarray and x.dtype == _F32 and x.ndim == 2 and x.shape[1] == n_inputs
+            and x.shape[0] > 0 and x.flags.c_contiguous):
+        return x  # fast path: already what every kernel wants
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)

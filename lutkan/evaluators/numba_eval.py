@@ -53,6 +53,7 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
         hi = bounds[1, i]
         hix = bounds[2, i]
         bw = base_w[i]
+        kn = knots[i]
         for n in range(N):
             xv = x[n, i]
             if xv != xv:
@@ -60,15 +61,20 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
                 continue
             xf = min(max(xv, -_FMAX), _FMAX)
             xc = min(max(xv, lo), hix)
-            a = 1
-            b = K
-            while a < b:
-                mid = (a + b) >> 1
-                if knots[i, mid] <= xc:
-                    a = mid + 1
-                else:
-                    b = mid
-            k = a - 1
+            if K <= 32:  # branch-free count: no mispredicted binary-search branches
+                k = 0
+                for m in range(1, K):
+                    k += kn[m] <= xc
+            else:
+                a = 1
+                b = K
+                while a < b:
+                    mid = (a + b) >> 1
+                    if kn[mid] <= xc:
+                        a = mid + 1
+                    else:
+                        b = mid
+                k = a - 1
             tk = knots[i, k]
             sk = seg_scale[i, k]
             pos = min(max((xc - tk) * sk, _F0), lm1)
