@@ -40,3 +40,15 @@ def _no_model_dir_side_effect(tmp_path, monkeypatch):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def terminal_line(config, line: str) -> None:
+    """Write a summary line (case counts of the fuzz/robustness modules) to the terminal, past capture."""
+    tr = config.pluginmanager.getplugin("terminalreporter")
+    cm = config.pluginmanager.getplugin("capturemanager")
+    if tr is None or cm is None:  # pragma: no cover - plain python runs
+        print(line)
+        return
+    with cm.global_and_fixture_disabled():
+        tr.write_line("")
+        tr.write_line(line)

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _models import probe_inputs, random_source
+from conftest import terminal_line
 from lutkan.artifact import MAGIC, FORMAT_VERSION, from_bytes, load, save, to_bytes
 from lutkan.compiler import compile_model
 from lutkan.contract import SCHEMES, ContractOptions
@@ -43,19 +44,7 @@ def _summary(request, tmp_path_factory):
             f"{STATS['crashes']} crashes")
     out = tmp_path_factory.getbasetemp() / "artifact_fuzz_stats.json"
     out.write_text(json.dumps(dict(STATS), indent=1))
-    report_line(request, f"{line}  [{out}]")
-
-
-def report_line(request, line: str) -> None:
-    """Write ``line`` to the terminal even under pytest's fd capture (module teardown is captured)."""
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    cm = request.config.pluginmanager.getplugin("capturemanager")
-    if tr is None or cm is None:  # pragma: no cover - -p no:terminal / no:capture
-        print(line)
-        return
-    with cm.global_and_fixture_disabled():
-        tr.write_line("")
-        tr.write_line(line)
+    terminal_line(request.config, f"{line}  [{out}]")
 
 
 # ---------------------------------------------------------------------------------------------- helpers

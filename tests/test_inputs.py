@@ -18,6 +18,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from conftest import terminal_line
+
 from _models import probe_inputs, random_source
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
@@ -45,14 +47,7 @@ def _summary(request):
     yield
     line = (f"inputs: {STATS['cases']} backend calls ({STATS['ok']} accepted and equal to the reference, "
             f"{STATS['rejected']} rejected with InputError)")
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    cm = request.config.pluginmanager.getplugin("capturemanager")
-    if tr is None or cm is None:  # pragma: no cover
-        print(line)
-        return
-    with cm.global_and_fixture_disabled():
-        tr.write_line("")
-        tr.write_line(line)
+    terminal_line(request.config, line)
 
 
 def _models():

@@ -15,6 +15,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
+from conftest import terminal_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,14 +50,7 @@ def _summary(request):
     yield
     line = (f"roundtrip fuzz: {STATS['examples']} models, {STATS['backend_runs']} backend runs compared, "
             f"{STATS['rows']} input rows compared ({STATS['rows_overflow_skipped']} overflow-region rows not compared end to end), {STATS['mismatch']} mismatches, {STATS['crashes']} crashes")
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    cm = request.config.pluginmanager.getplugin("capturemanager")
-    if tr is None or cm is None:  # pragma: no cover
-        print(line)
-        return
-    with cm.global_and_fixture_disabled():
-        tr.write_line("")
-        tr.write_line(line)
+    terminal_line(request.config, line)
 
 
 @st.composite
