@@ -20,7 +20,7 @@ from lutkan.bench.report import CSV_COLUMNS, _json_safe, fmt, fmt_ci, render_rep
 from lutkan.bench.rows import COLUMNS
 from lutkan.bench.stats import T975, mean_ci, quartiles, t_quantile_975
 from lutkan.bench.summary import summarize
-from lutkan.bench.timing import measure_interleaved
+from lutkan.bench.timing import THREAD_ENV, measure_interleaved
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,11 @@ def smoke(tmp_path_factory):
     from lutkan.bench.suite import run_bench
 
     out = tmp_path_factory.mktemp("bench")
+    import numba
+
     cwd = os.getcwd()
+    env_before = {k: os.environ.get(k) for k in THREAD_ENV}
+    numba_before = numba.get_num_threads()
     os.chdir(out)  # nothing may land in the caller's cwd
     try:
         t0 = time.perf_counter()
@@ -38,6 +42,10 @@ def smoke(tmp_path_factory):
         os.chdir(cwd)
     print(f"\n[bench smoke] {wall:.1f} s, {len(results['rows'])} rows")
     assert not (out / "model").exists()
+    # thread pinning is scoped to the run: the process is left as it was (a changed NUMBA_NUM_THREADS
+    # would make numba's next JIT compile raise in whatever runs after the bench)
+    assert {k: os.environ.get(k) for k in THREAD_ENV} == env_before
+    assert numba.get_num_threads() == numba_before
     return out / "run", results, wall
 
 
@@ -83,7 +91,7 @@ def test_environment_recorded(smoke):
         assert env.get(key) not in (None, ""), key
     for pkg in ("numpy", "numba", "onnx", "onnxruntime", "torch", "pykan"):
         assert pkg in env["versions"]
-    assert env["threads"]["NUMBA_NUM_THREADS"] == "1" and env["threads"]["OMP_NUM_THREADS"] == "1"
+    assert env["threads"]["numba.get_num_threads"] == 1 and env["threads"]["OMP_NUM_THREADS"] == "1"
     assert env["threads"]["onnxruntime.intra_op_num_threads"] == 1
     comments, _ = _csv_rows(out / "results.csv")
     csv_env = json.loads(next(c for c in comments if c.startswith("# environment-json: ")).split(": ", 1)[1])

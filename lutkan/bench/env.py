@@ -70,7 +70,7 @@ def git_record() -> dict:
 
 
 def environment(threads: dict | None = None) -> dict:
-    """A JSON-able description of this machine and software; ``threads`` from ``timing.pin_threads``."""
+    """A JSON-able description of this machine and software; ``threads`` from ``timing.pinned_threads``."""
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:

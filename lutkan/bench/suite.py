@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from lutkan.bench import accuracy, memory, speed
 from lutkan.bench.env import environment
 from lutkan.bench.rows import optional, row, skipped
-from lutkan.bench.timing import pin_threads
+from lutkan.bench.timing import pinned_threads
 from lutkan.bench.zoo import BenchModel, checkpoint_paths, load_checkpoint, random_model
 
 SCHEMA = "lutkan-bench/1"
@@ -212,11 +212,14 @@ def run_bench(profile: str, out_dir: Path, *, progress: bool = True, quiet: bool
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose quick or full")
     p = dataclasses.replace(PROFILES[profile], threads=int(threads))
-    out_dir = Path(out_dir)
+    with pinned_threads(threads) as thread_rec:
+        return _run_pinned(p, profile, Path(out_dir), thread_rec, progress=progress, quiet=quiet)
+
+
+def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, progress: bool, quiet: bool) -> dict:
     art = out_dir / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    thread_rec = pin_threads(threads)
     env = environment(thread_rec)
     stages = ["components", "checkpoints", "controlled sweep", "init amplitude", "trained models", "robustness",
               "speed", "memory", "report"]

@@ -2,10 +2,12 @@
 
 Method (``measure_interleaved``), per batch size:
 
-1. **Threads pinned to one** before anything is measured (``pin_threads``): ``NUMBA_NUM_THREADS``,
-   ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` = 1 in the environment (and
-   ``numba.set_num_threads(1)`` / threadpoolctl limits for libraries already loaded),
-   ``torch.set_num_threads(1)``; onnxruntime sessions are built with ``intra_op_num_threads=1``.
+1. **Threads pinned to one** while anything is measured (``pinned_threads``, restored on exit):
+   ``numba.set_num_threads(1)``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` = 1
+   in the environment plus threadpoolctl limits for libraries already loaded, ``torch.set_num_threads(1)``;
+   onnxruntime sessions are built with ``intra_op_num_threads=1``. ``NUMBA_NUM_THREADS`` is set in the
+   environment only if numba is not imported yet: numba re-reads its environment on every JIT compile
+   and raises if the pool size it launched with changed.
 2. **Warm-up**: each contender is called up to ``warmup`` times untimed (Numba JIT, onnxruntime's
    first run, allocator growth); the last warm-up call's duration is the per-call estimate.
 3. **Budget**: a contender whose estimate × ``min_repeats`` exceeds its per-cell budget is not timed;
@@ -30,12 +32,13 @@ Method (``measure_interleaved``), per batch size:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from lutkan.bench.stats import quartiles
 
@@ -45,22 +48,34 @@ BLOCK_S = 2e-3
 MAX_BLOCK = 20
 
 
-def pin_threads(n: int = 1) -> dict:
-    """Limit every compute library to ``n`` threads; return what is in effect (for the env record)."""
+@contextlib.contextmanager
+def pinned_threads(n: int = 1) -> Iterator[dict]:
+    """Limit every compute library to ``n`` threads for the ``with`` body; yield what is in effect
+    (for the environment record). Environment variables and library thread counts are restored on exit."""
+    import sys
+
+    saved_env = {k: os.environ.get(k) for k in THREAD_ENV}
+    numba_loaded = "numba" in sys.modules
     for k in THREAD_ENV:
+        if k == "NUMBA_NUM_THREADS" and numba_loaded:
+            continue  # see the module doc: changing it after import breaks the next JIT compile
         os.environ[k] = str(n)
-    out = {k: os.environ[k] for k in THREAD_ENV}
+    out: dict = {k: os.environ.get(k, "unset") for k in THREAD_ENV}
+    restore: list[Callable[[], object]] = []
     try:
         import numba
 
+        prev = numba.get_num_threads()
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        restore.append(lambda: numba.set_num_threads(prev))
         out["numba.get_num_threads"] = int(numba.get_num_threads())
     except Exception as e:  # noqa: BLE001 - recorded, not fatal
         out["numba.get_num_threads"] = f"unavailable ({type(e).__name__})"
+    limiter = None
     try:
         import threadpoolctl
 
-        threadpoolctl.threadpool_limits(n)
+        limiter = threadpoolctl.threadpool_limits(n)
         out["threadpoolctl"] = [f"{d.get('internal_api')}:{d.get('num_threads')}"
                                 for d in threadpoolctl.threadpool_info()]
     except Exception:  # noqa: BLE001 - optional
@@ -68,7 +83,9 @@ def pin_threads(n: int = 1) -> dict:
     try:
         import torch
 
+        prev_torch = torch.get_num_threads()
         torch.set_num_threads(n)
+        restore.append(lambda: torch.set_num_threads(prev_torch))
         try:
             torch.set_num_interop_threads(n)
         except RuntimeError:  # only settable before torch's first parallel work
@@ -78,7 +95,20 @@ def pin_threads(n: int = 1) -> dict:
     except ImportError:
         out["torch.get_num_threads"] = "torch not installed"
     out["onnxruntime.intra_op_num_threads"] = n
-    return out
+    try:
+        yield out
+    finally:
+        for fn in reversed(restore):
+            fn()
+        if limiter is not None:
+            limiter.restore_original_limits()
+        for k, v in saved_env.items():
+            if k == "NUMBA_NUM_THREADS" and numba_loaded:
+                continue
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _call_time(fn: Callable[[], object]) -> float:
@@ -171,4 +201,4 @@ def paired_ratio(a: dict, b: dict) -> dict | None:
     return quartiles(ra[r] / rb[r] for r in common if rb[r] > 0)
 
 
-__all__ = ["THREAD_ENV", "estimate", "measure_interleaved", "paired_ratio", "pin_threads"]
+__all__ = ["THREAD_ENV", "estimate", "measure_interleaved", "paired_ratio", "pinned_threads"]
