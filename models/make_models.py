@@ -16,6 +16,7 @@ Usage::
     python models/make_models.py                  # train all models, then write README.md
     python models/make_models.py breast_cancer    # train only the named models (README is rewritten)
     python models/make_models.py --write-readme   # only regenerate README.md from TRAINING.json
+    python models/make_models.py --export-onnx    # only re-export <name>/<name>.onnx from the checkpoints
 """
 
 from __future__ import annotations
@@ -474,6 +475,10 @@ def write_readme(root: Path = HERE) -> Path:
         "  (int64).",
         "- `TRAINING.json`: data, recipe, versions, wall time, test/train metrics, per-layer knot statistics",
         "  (interior knot spacing ratio, zero-width rows, zero-length intervals), reload check, file sizes.",
+        "- `<name>.onnx`: the model compiled with the default contract (L=64, int8, linear, `closed`, `zero`)",
+        "  and exported in the `function` form: runs in plain onnxruntime, opens in Netron. Rebuilt by",
+        "  `python models/make_models.py --export-onnx` (byte-deterministic; `tests/test_models.py` checks",
+        "  it is not stale).",
         "",
         "Knot notes: `breast_cancer` and `digits` use pykan's default `grid_eps=0.02`, so their knots are",
         "quantile-based and strongly non-uniform; `digits` also has zero-width rows (constant pixels: all",
@@ -488,6 +493,7 @@ def write_readme(root: Path = HERE) -> Path:
         "python models/make_models.py                # all models + this README",
         "python models/make_models.py ids78          # one model (README is rewritten too)",
         "python models/make_models.py --write-readme # README only, from TRAINING.json",
+        "python models/make_models.py --export-onnx  # only re-export the <name>.onnx files",
         "```",
         "",
         "The script is offline and seeded (python `random`, numpy, torch and the minibatch generator), so a",
@@ -500,6 +506,23 @@ def write_readme(root: Path = HERE) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# Exported ONNX
+
+
+def export_onnx(name: str, root: Path = HERE) -> Path:
+    """Compile ``<root>/<name>/0.0`` with the default contract (L=64, int8, linear, closed, zero) and
+    write the ``function`` form to ``<root>/<name>/<name>.onnx`` (byte-deterministic)."""
+    from lutkan.compiler import compile_model
+    from lutkan.contract import ContractOptions
+    from lutkan.exporter import export
+
+    lut = compile_model(root / name / "0.0", ContractOptions())
+    path = root / name / f"{name}.onnx"
+    path.write_bytes(export(lut, form="function").SerializeToString())
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help=f"models to train (default: all of {', '.join(RECIPES)})")
     ap.add_argument("--write-readme", action="store_true", help="only regenerate README.md")
     ap.add_argument("--out", type=Path, default=HERE, help="output root (default: models/)")
+    ap.add_argument("--export-onnx", action="store_true",
+                    help="only re-export <name>/<name>.onnx (function form, default contract) from the checkpoints")
     args = ap.parse_args(argv)
     out_root = args.out.resolve()
     unknown = [n for n in args.names if n not in RECIPES]
@@ -516,12 +541,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         print(f"wrote {write_readme(out_root)}")
         return 0
+    if args.export_onnx:
+        for name in args.names or list(RECIPES):
+            print(f"wrote {export_onnx(name, out_root)}")
+        return 0
 
     watch = {Path.cwd() / "model", HERE.parent / "model", out_root / "model"}
     existed = {p for p in watch if p.exists()}
     names = args.names or list(RECIPES)
     for name in names:
         info = train_one(name, out_root)
+        export_onnx(name, out_root)
         m = info["test_metrics"]
         f1 = m.get("f1", m.get("macro_f1"))
         print(
@@ -540,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in RECIPES:
         d = out_root / name
         if d.is_dir():
-            sz = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
+            sz = sum(p.stat().st_size for p in d.iterdir() if p.is_file() and p.suffix != ".onnx")
             total += sz
             print(f"  {name}/: {sz / 1024:.1f} kB")
     print(f"  total: {total / 1024:.1f} kB")

@@ -1,0 +1,71 @@
+"""The bundled models (models/<name>/): the committed ``<name>.onnx`` is what the committed checkpoint
+compiles and exports to today (not stale), runs in plain onnxruntime and with the plugin, and its
+predictions on the committed test split equal the float model's (the demo's accuracy claim)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from conftest import REPO
+from lutkan.compiler import compile_model
+from lutkan.compiler.pykan_reader import load_source
+from lutkan.contract import ContractOptions
+from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.exporter import export
+from lutkan.runtime_ext import make_session, run
+
+MODELS = ("breast_cancer", "digits", "ids78")
+REGEN = "regenerate with `python models/make_models.py --export-onnx`"
+
+
+def _initializers(m: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def bundled(request):
+    name = request.param
+    d = REPO / "models" / name
+    committed = onnx.load(str(d / f"{name}.onnx"))
+    lut = compile_model(d / "0.0", ContractOptions())
+    data = np.load(d / "test_data.npz")
+    return name, committed, lut, data["X_test"], data["y_test"]
+
+
+def test_committed_onnx_is_current(bundled):
+    name, committed, lut, _, _ = bundled
+    fresh = export(lut, form="function")
+    a, b = _initializers(committed), _initializers(fresh)
+    assert a.keys() == b.keys(), f"{name}.onnx initializers differ from a fresh export; {REGEN}"
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), f"{name}.onnx: {k} is stale; {REGEN}"
+    meta = {p.key: p.value for p in committed.metadata_props}
+    fresh_meta = {p.key: p.value for p in fresh.metadata_props}
+    for key in ("lutkan.form", "lutkan.contract", "lutkan.source_sha256", "lutkan.table_dtype"):
+        assert meta[key] == fresh_meta[key], f"{name}.onnx metadata {key} is stale; {REGEN}"
+    assert json.loads(meta["lutkan.contract"]) == {"L": 64, "boundary": "closed", "interp": "linear",
+                                                   "oob": "zero", "scheme": "int8"}
+    onnx.checker.check_model(committed, full_check=True)
+    assert sum(n.op_type == "LUTKanEdge" for n in committed.graph.node) == len(lut.layers)
+
+
+@pytest.mark.parametrize("plugin", [False, True], ids=["plain-ort", "plugin"])
+def test_committed_onnx_matches_reference_and_float_predictions(bundled, plugin):
+    name, committed, lut, x, y = bundled
+    ref = NumpyEvaluator(lut)(x)
+    sess = make_session(committed.SerializeToString(), plugin=plugin, intra_op_num_threads=1)
+    got = run(sess, x)
+    scale = float(np.max(np.abs(ref)))
+    assert np.max(np.abs(got - ref)) <= 1e-5 * scale, name
+    # same predicted classes as the float (pykan-exact float64) model on the committed test split
+    y_float = load_source(REPO / "models" / name / "0.0").forward(x.astype(np.float64))
+    pred = (got[:, 0] > 0).astype(int) if got.shape[1] == 1 else got.argmax(1)
+    pred_float = (y_float[:, 0] > 0).astype(int) if y_float.shape[1] == 1 else y_float.argmax(1)
+    changed = int(np.sum(pred != pred_float))
+    assert changed == 0, f"{name}: {changed} of {len(y)} test predictions differ from the float model"
+    assert np.mean(pred == y) > 0.9
