@@ -221,6 +221,8 @@ def test_numba_equals_numpy_every_option(scheme, m, xseed):
         # end to end (node affines, mult groups, input_id) on finite and NaN inputs
         for x in (x_ord, x_nan):
             assert_outputs_close(nb(x), ref(x), rel=1e-5, what=f"model {tag}")
+            # the fused whole-network kernel runs exactly the per-layer kernels: bitwise equal
+            assert np.array_equal(nb(x), nb.forward_layers(x), equal_nan=True), f"fused vs layered {tag}"
         # layer by layer, fed the same float32 hidden values, including +-inf/1e38/denormals. The raw
         # edge sums are compared (the node stage is checked above): contract section 5 leaves the
         # overflowing sum of huge terms to each backend, and a later product could turn an inf on one

@@ -15,7 +15,6 @@ import zlib
 import numpy as np
 import onnx
 import onnx.inliner
-import onnxruntime as ort
 import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
@@ -31,16 +30,9 @@ from lutkan.exporter import export
 from lutkan.exporter.function_form import body_spec, function_model
 from lutkan.testing import assert_outputs_close
 from _models import probe_inputs, random_source
+from conftest import ort_run
 
 REL = 1e-5
-
-
-def ort_run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
 
 
 def ref_run(proto: onnx.ModelProto, x: np.ndarray, **kw) -> np.ndarray:

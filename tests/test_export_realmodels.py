@@ -7,10 +7,9 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
-from conftest import REALMODEL_NAMES, realmodel_dir
+from conftest import REALMODEL_NAMES, ort_run, realmodel_dir
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
@@ -32,14 +31,6 @@ def source(request):
     return request.param, src
 
 
-def _ort(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
-
-
 OPTIONS = {
     "default": ContractOptions(),
     "f32-extrap-halfopen": ContractOptions(L=32, scheme="float32", oob="extrapolate", boundary="half_open"),
@@ -57,4 +48,4 @@ def test_real_checkpoint_forms_equal_numpy(source, opts):
     for form in ("function", "standard"):
         proto = export(model, form)
         onnx.checker.check_model(proto, full_check=True)
-        assert_outputs_close(_ort(proto, x), ref, rel=1e-5, what=f"{name} {form}")
+        assert_outputs_close(ort_run(proto, x), ref, rel=1e-5, what=f"{name} {form}")

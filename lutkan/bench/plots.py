@@ -17,7 +17,7 @@ from lutkan.bench.env import one_line
 
 PANELS = (
     ("NumPy (same backend)", ("lut-numpy", "bspline-naive-numpy", "bspline-strong-numpy")),
-    ("Numba (same backend)", ("lut-numba", "bspline-naive-numba", "bspline-strong-numba", "lut-numba-kernels-only")),
+    ("Numba (same backend)", ("lut-numba", "bspline-naive-numba", "bspline-strong-numba", "lut-numba-layered")),
     ("deployment", ("lut-numba", "lut-onnx-function-ort", "lut-onnx-standard-ort", "lut-onnx-function-plugin",
                     "lut-onnx-custom-plugin", "pykan-onnx-dynamo-ort", "pykan-onnx-legacy-ort", "pykan-torch-speed",
                     "pykan-torch-asis", "pykan-torch-symbolic-on")),

@@ -4,8 +4,8 @@ Contenders (all take the same float32 ``(batch, n_inputs)`` arrays; one thread e
 
 honest, NumPy vs NumPy and Numba vs Numba, on the same source model the LUT was compiled from:
     lut-numpy / lut-numba                  ``NumpyEvaluator`` / ``NumbaEvaluator`` of the compiled model
-    lut-numba-kernels-only                 diagnostic: the Numba evaluator's layer kernels called directly
-                                           with preallocated outputs (its per-call wrapper cost)
+    lut-numba-layered                      diagnostic: the same Numba kernels called one layer at a time
+                                           from Python (what the fused whole-network call saves)
     bspline-naive-{numpy,numba}            per-edge Cox-de Boor (the paper's baseline)
     bspline-strong-{numpy,numba}           shared-basis local de Boor (k+1 nonzero basis values per
                                            (row, input), shared by all outputs): the fair baseline
@@ -88,27 +88,6 @@ def _torch_call(model) -> Callable[[np.ndarray], np.ndarray]:
         with torch.no_grad():
             t = torch.from_numpy(x)
             return model(t if dtype == torch.float32 else t.to(dtype)).numpy()
-
-    return f
-
-
-def _kernels_only(ev: NumbaEvaluator) -> Callable[[np.ndarray], np.ndarray]:
-    """The Numba evaluator's per-layer kernels called back to back with preallocated outputs and no input
-    validation: a diagnostic lower bound for the per-call overhead of ``NumbaEvaluator.__call__``
-    (what a fused entry point could save). Depends on the evaluator's internals; callers catch errors."""
-    if any(nodes is not None for nodes in ev.nodes) or not ev._identity_input:
-        raise ValueError("only for models without node affines or input_id permutation")
-    kernels = ev.kernels
-    bufs: dict[int, list[np.ndarray]] = {}
-
-    def f(x):
-        outs = bufs.get(x.shape[0])
-        if outs is None:
-            outs = bufs[x.shape[0]] = [np.empty((x.shape[0], k.out_dim), np.float32) for k in kernels]
-        h = x
-        for k, o in zip(kernels, outs):
-            h = k(h, o)
-        return h
 
     return f
 
@@ -211,12 +190,8 @@ def contenders(p, bm: BenchModel, lut, art: Path) -> tuple[list[Contender], list
     nb = NumbaEvaluator(lut)
     cs = [Contender("lut-numpy", "numpy", "honest-numpy", NumpyEvaluator(lut), "lut-numpy"),
           Contender("lut-numba", "numba", "honest-numba", nb, "lut-numpy")]
-    try:
-        cs.append(Contender("lut-numba-kernels-only", "numba", "honest-numba", _kernels_only(nb), "lut-numpy",
-                            note="diagnostic: the same kernels without the evaluator's per-call wrapper"))
-    except Exception as e:  # noqa: BLE001 - a diagnostic; recorded
-        cs.append(Contender("lut-numba-kernels-only", "numba", "honest-numba", None, "lut-numpy",
-                            reason=f"diagnostic not available for this model/evaluator: {type(e).__name__}: {e}"))
+    cs.append(Contender("lut-numba-layered", "numba", "honest-numba", nb.forward_layers, "lut-numpy",
+                        note="diagnostic: the same kernels called one layer at a time from Python"))
     bs, why = _bspline(bm)
     if why:
         cs += [Contender(f"bspline-{m}-{b}", b, f"honest-{b}", None, "float64", reason=why)

@@ -4,9 +4,10 @@ Same float32 arithmetic, in the same order, as ``lutkan.evaluators.numpy_eval`` 
 of correct), so results agree to float32 rounding (summation order and the exp of the SiLU
 are the only differences). Layout: the dequantized table of a layer is dense ``(I*K*L, O)``,
 row ``(i*K + k)*L + r``, so the inner loop over outputs is contiguous. Per (sample, input)
-the segment is found by binary search on that input's own knots (right-continuous), once, and
-shared by all outputs. Single-threaded by design (``nogil``: callers may run it from several
-threads on separate outputs).
+the segment is found on that input's own knots (right-continuous; a branch-free count for K <= 32,
+binary search above), once, and shared by all outputs. ``network_kernel`` runs a whole model in one
+call (no Python between layers: the batch-1 latency is mostly per-call overhead). Single-threaded by
+design (``nogil``: callers may run it from several threads on separate outputs).
 """
 
 from __future__ import annotations
@@ -167,8 +168,69 @@ class EdgeSumKernel:
         return out
 
 
+# One record of int64 per layer in ``network_kernel``'s ``meta`` array (after the 2-entry header
+# n_layers, permute_input): shapes, contract flags, offsets into ``params`` / ``groups``.
+_META = ("I", "O", "K", "L", "nearest", "closed", "oob", "base", "off_edge", "has_nodes", "n_sum", "n_nodes",
+         "n_groups", "off_groups", "off_nodes")
+_R = len(_META)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _layer(h, params, meta, groups, l):
+    """One layer of ``network_kernel``: edge sums (``lut_layer_kernel``), then the node step if any."""
+    m = meta[2 + l * _R: 2 + (l + 1) * _R]
+    I, O, K, L = m[0], m[1], m[2], m[3]
+    N = h.shape[0]
+    o = m[8]
+    knots = params[o:o + I * (K + 1)].reshape((I, K + 1))
+    o += I * (K + 1)
+    bounds = params[o:o + 3 * I].reshape((3, I))
+    o += 3 * I
+    seg_scale = params[o:o + I * K].reshape((I, K))
+    o += I * K
+    dense = params[o:o + I * K * L * O].reshape((I * K * L, O))
+    o += I * K * L * O
+    base_w = params[o:o + I * O].reshape((I, O))
+    o += I * O
+    edge_mask = params[o:o + I * O].reshape((I, O))
+    s = np.empty((N, O), np.float32)
+    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[4], m[5] != 0, m[6], m[7], s)
+    if m[9] == 0:
+        return s
+    n_sum, n_nodes, n_groups, og, on = m[10], m[11], m[12], m[13], m[14]
+    out = np.empty((N, n_nodes), np.float32)
+    combine_kernel(s, params[on:on + O], params[on + O:on + 2 * O], n_sum, groups[og:og + n_groups],
+                   params[on + 2 * O:on + 2 * O + n_nodes], params[on + 2 * O + n_nodes:on + 2 * O + 2 * n_nodes], out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def network_kernel(x, input_id, params, meta, groups):
+    """The whole network in one call: exactly the per-layer kernels of ``NumbaEvaluator`` in the same
+    order (bit-identical), without a Python round trip per layer. ``x`` (N, n_inputs) float32 C-contiguous;
+    ``params``/``meta``/``groups`` are built by ``NumbaEvaluator`` (see ``_META``)."""
+    N = x.shape[0]
+    if meta[1] != 0:
+        I0 = input_id.shape[0]
+        x0 = np.empty((N, I0), np.float32)
+        for n in range(N):
+            for i in range(I0):
+                x0[n, i] = x[n, input_id[i]]
+        h = _layer(x0, params, meta, groups, 0)
+    else:
+        h = _layer(x, params, meta, groups, 0)
+    for l in range(1, meta[0]):
+        h = _layer(h, params, meta, groups, l)
+    return h
+
+
 class NumbaEvaluator:
-    """Evaluate a ``LUTModel`` with the Numba kernel (``__call__(x) -> (N, outputs)``); thread-safe."""
+    """Evaluate a ``LUTModel`` with the Numba kernel (``__call__(x) -> (N, outputs)``); thread-safe.
+
+    A full forward is one call of ``network_kernel`` over one flat float32 buffer holding every layer's
+    arrays (the per-layer ``EdgeSumKernel`` objects hold views of that buffer, so tables are stored once);
+    ``upto`` (the first layers only) runs the same kernels layer by layer from Python.
+    """
 
     def __init__(self, model: LUTModel):
         from lutkan.custom_ops.schema import op_attributes, op_tensors
@@ -183,12 +245,56 @@ class NumbaEvaluator:
                         and bool(np.all(layer.node_scale == 1)) and not np.any(layer.subnode_bias)
                         and not np.any(layer.node_bias))
             self.nodes.append(None if identity else (
-                layer.subnode_scale, layer.subnode_bias, layer.n_sum, np.asarray(layer.mult_groups, np.int64),
-                layer.node_scale, layer.node_bias, layer.n_nodes))
+                np.ascontiguousarray(layer.subnode_scale, np.float32), np.ascontiguousarray(layer.subnode_bias, np.float32),
+                layer.n_sum, np.asarray(layer.mult_groups, np.int64),
+                np.ascontiguousarray(layer.node_scale, np.float32), np.ascontiguousarray(layer.node_bias, np.float32),
+                layer.n_nodes))
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
+        self._pack()
+
+    def _pack(self) -> None:
+        """Build ``network_kernel``'s flat buffers and rebind every kernel/node array to a view of them."""
+        names = ("knots", "bounds", "seg_scale", "dense", "base_weight", "edge_mask")
+        chunks: list[np.ndarray] = []
+        meta = [len(self.kernels), 0 if self._identity_input else 1]
+        groups: list[int] = []
+        off = 0
+        placed: list[tuple[object, str, int, tuple]] = []
+        for kern, nodes in zip(self.kernels, self.nodes):
+            L, nearest, closed, oob, base = kern.flags
+            rec = dict(I=kern.in_dim, O=kern.out_dim, K=kern.knots.shape[1] - 1, L=L, nearest=nearest,
+                       closed=int(closed), oob=oob, base=base, off_edge=off, has_nodes=0, n_sum=0, n_nodes=0,
+                       n_groups=0, off_groups=0, off_nodes=0)
+            for name in names:
+                a = getattr(kern, name)
+                placed.append((kern, name, off, a.shape))
+                chunks.append(a.ravel())
+                off += a.size
+            if nodes is not None:
+                sub_s, sub_b, n_sum, grp, node_s, node_b, n_nodes = nodes
+                rec.update(has_nodes=1, n_sum=n_sum, n_nodes=n_nodes, n_groups=len(grp), off_groups=len(groups),
+                           off_nodes=off)
+                groups += [int(g) for g in grp]
+                for a in (sub_s, sub_b, node_s, node_b):
+                    chunks.append(a.ravel())
+                    off += a.size
+            meta += [int(rec[k]) for k in _META]
+        self._params = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+        self._meta = np.asarray(meta, dtype=np.int64)
+        self._groups = np.asarray(groups if groups else [0], dtype=np.int64)
+        for kern, name, start, shape in placed:  # one copy of the tables: the kernels view the flat buffer
+            setattr(kern, name, self._params[start:start + int(np.prod(shape))].reshape(shape))
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
+        """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
+        if upto is None or upto >= len(self.kernels):
+            h = check_input(x, self.model.n_inputs)
+            return network_kernel(h, self._input_id, self._params, self._meta, self._groups)
+        return self.forward_layers(x, upto)
+
+    def forward_layers(self, x: np.ndarray, upto: int | None = None) -> np.ndarray:
+        """The same kernels called one layer at a time from Python (bitwise equal to ``__call__``)."""
         h = check_input(x, self.model.n_inputs)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self._input_id])
