@@ -207,8 +207,8 @@ def _t2_analysis(res: dict, t: dict) -> str:
     return (f"\n**T2 is not met: analysis.** At batch {b} the LUT Numba kernel costs {fmt(lut_ns)} ns per edge "
             f"evaluation and the strong B-spline {fmt(strong_ns)} ns ({fmt(d.get('strong_numba_over_lut_numba'))}×); "
             f"{fmt(t['target'])}× needs the LUT at {fmt(strong_ns / t['target'] if strong_ns else None)} ns per edge. "
-            f"Per (row, input) both kernels do a little index work (LUT: a binary search over the knots; strong "
-            f"B-spline: the same search plus {fmt(k1)} basis values) and then an inner loop over the O outputs: the "
+            f"Per (row, input) both kernels do a little index work (LUT: a segment search over that input's knots, "
+            f"branch-free for up to 32 segments; strong B-spline: the same search plus {fmt(k1)} basis values) and then an inner loop over the O outputs: the "
             f"LUT reads two float32 table rows and does a lerp per output, the strong B-spline reads {fmt(k1)} "
             f"coefficient rows and does {fmt(k1)} multiply-adds. Per output that is 2 against {fmt(k1)} loads, so "
             f"table lookup alone is bounded near {fmt(k1 / 2)}× against a shared-basis spline, before memory "
@@ -217,7 +217,9 @@ def _t2_analysis(res: dict, t: dict) -> str:
             f"(cache per core: {cache}), so at large batch the LUT pays cache misses the spline does not. What it "
             f"would take: (1) gather the int8 codes instead of dequantized float32 rows (4× fewer bytes per "
             f"row, scale applied per (edge, segment) in the lerp) or a value+slope layout so one contiguous row "
-            f"serves the lerp; (2) SIMD across outputs (`fastmath` or a native kernel); (3) the base branch as one "
+            f"serves the lerp; (2) FMA and wider SIMD across outputs (LLVM "
+            f"already vectorizes the output loop; contraction needs `fastmath`, which gives up bitwise agreement "
+            f"with the reference, or a native kernel); (3) the base branch as one "
             f"[I, O] GEMM over SiLU(x); (4) batch tiling so a layer's table slab stays in cache. (2)–(4) speed up "
             f"the spline kernel as much as the LUT, so only (1) changes the ratio, and its ceiling is the load "
             f"count above.\n")
@@ -598,13 +600,21 @@ def write_all(results: dict, out_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m lutkan.bench.report results.json", file=sys.stderr)
-        return 2
-    path = Path(args[0])
-    results = json.loads(path.read_text())
-    (path.parent / "report.md").write_text(render_report(results))
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lutkan.bench.report",
+                                 description="Re-render report.md (beside the file) from a results.json.")
+    ap.add_argument("results", type=Path, help="results.json written by `lutkan bench`")
+    path = ap.parse_args(argv).results
+    if not path.is_file():
+        ap.error(f"{path} is not a file")
+    try:
+        results = json.loads(path.read_text())
+        text = render_report(results)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"error: {path} is not a lutkan bench results.json ({type(e).__name__}: {e})", file=sys.stderr)
+        return 3
+    (path.parent / "report.md").write_text(text)
     print(f"wrote {path.parent / 'report.md'}")
     return 0
 
