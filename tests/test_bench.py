@@ -128,6 +128,9 @@ def test_report_numbers_match_json(smoke):
     assert ctl
     for t in ctl:
         assert fmt_ci(t) in report
+    for d in res["summary"]["deployment_bars"]:
+        line = next(ln for ln in lines if ln.startswith(f"| {d['id']} |"))
+        assert f"| {fmt(d['achieved'])} |" in line, (d, line)
     # the summary is a function of the rows alone
     assert _json_safe(summarize(res)) == res["summary"]
 
@@ -142,6 +145,17 @@ def test_smoke_studies_produced_results(smoke):
     assert {"lut-numpy", "lut-numba"} <= names
     assert s["memory"]["layers"] and s["memory"]["files"]
     assert len(s["targets"]) == 5
+    bars = {d["id"]: d for d in s["deployment_bars"]}
+    assert sorted(bars) == [f"D{i}" for i in range(1, 8)]
+    # the smoke profile times batches 1 and 64 without pykan: the plugin bars there are measured, the
+    # others say what was not measured
+    timed = {(t["batch"], t["contender"]) for t in s["speed"]["table"]}
+    for d in bars.values():
+        if (d["batch"], d["numerator"]) in timed and (d["batch"], d["denominator"]) in timed:
+            assert d["achieved"] is not None and d["met"] in (True, False), d
+        else:
+            assert d["achieved"] is None and d["detail"].startswith(f"not measured at batch {d['batch']}"), d
+    assert {bid for bid, d in bars.items() if d["achieved"] is not None} == {"D4", "D6", "D7"}
 
 
 def test_t_quantiles():

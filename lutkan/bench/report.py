@@ -151,6 +151,14 @@ def _targets(res: dict) -> str:
          f"T4 on every trained checkpoint (natural inputs); T5 on the bundled classifiers' test sets.\n",
          _md_table(["id", "target", "bar", "achieved", "", "detail"], rows)]
     s.append(_analyses(res))
+    bars = res["summary"].get("deployment_bars") or []
+    if bars:
+        rows = [[d["id"], d["what"], f"{d['op']} {fmt(d['target'])}", fmt(d["achieved"]),
+                 DASH if d["met"] is None else ("**met**" if d["met"] else "**not met**"), d["detail"]]
+                for d in bars]
+        s += ["\n**Export and plugin bars** (same run, same model; the plugin rows use the `function` file run "
+              "with the lutkan kernel):\n",
+              _md_table(["id", "bar", "", "achieved", "", "medians"], rows)]
     return "\n".join(s)
 
 

@@ -54,7 +54,7 @@ class Profile:
     speed_fallback_width: tuple[int, ...] = (78, 32, 16, 1)
     speed_L: int = 64
     speed_scheme: str = "int8"
-    batches: tuple[int, ...] = (1, 16, 256, 1024, 4096)
+    batches: tuple[int, ...] = (1, 16, 64, 256, 1024, 4096)
     min_repeats: int = 50
     min_time: float = 1.0
     max_repeats: int = 2000
@@ -80,7 +80,7 @@ class Profile:
 FULL = Profile("full")
 QUICK = Profile(
     "quick", seeds=2, nearest_L=(16, 64), init_L=(64,), trained_L=(64,), robust_schemes=("int8",),
-    robust_cells=ALL_CELLS[:5], robust_random_seeds=2, batches=(1, 256, 4096), min_repeats=20, min_time=0.0,
+    robust_cells=ALL_CELLS[:5], robust_random_seeds=2, batches=(1, 64, 256, 4096), min_repeats=20, min_time=0.0,
     max_repeats=400, warmup=3, cell_budget_s=8.0, essential_budget_s=60.0, pykan_exporters=("legacy",),
     pykan_symbolic_on=False,
     lut_forms_plugin=("function",), memory_grid=((16, "int8"), (64, "int8"), (64, "uint8"), (64, "float16"),
@@ -91,7 +91,7 @@ QUICK = Profile(
         "nearest interpolation only at L in {16, 64}",
         "trained checkpoints at L=64 only (full: L in {16, 32, 64, 128})",
         "robustness: int8 only, extrapolate only with the closed boundary",
-        "batch sizes {1, 256, 4096} instead of {1, 16, 256, 1024, 4096}",
+        "batch sizes {1, 64, 256, 4096} instead of {1, 16, 64, 256, 1024, 4096}",
         "at least 20 timed repeats per contender and batch (full: at least 50 and at least 1 s per cell), "
         "3 warm-up calls (full: 10)",
         "contenders whose estimated 20 repeats exceed 8 s per cell are not timed (recorded as skipped; the "
@@ -109,7 +109,7 @@ SMOKE = Profile(
     speed_model="random", speed_fallback_width=(12, 6, 1), batches=(1, 64), min_repeats=20, min_time=0.0,
     max_repeats=100, warmup=2, cell_budget_s=2.0, essential_budget_s=4.0, pykan_torch=False, pykan_exporters=(),
     pykan_symbolic_on=False,
-    lut_forms_plain=("function",), lut_forms_plugin=(), memory_grid=((64, "int8"),), rss_batch=256,
+    lut_forms_plain=("function",), lut_forms_plugin=("function",), memory_grid=((64, "int8"),), rss_batch=256,
     rss_probes=("lut-onnx-function-ort",),
     reductions=("smoke profile (test suite only): tiny random models, one checkpoint, no pykan, 2 batch sizes",
                 "torch/pykan contenders are not built (pykan_torch=False)"))

@@ -29,6 +29,52 @@ TARGETS = (
 )
 
 
+PYKAN_ORT = ("pykan-onnx-dynamo-ort", "pykan-onnx-legacy-ort")
+"""PyKAN exported by torch.onnx.export, run in onnxruntime: the faster exporter's file is the baseline."""
+
+DEPLOYMENT_BARS = (
+    # (id, what, op, bar, numerator contender(s), denominator contender, batch, kind); with several
+    # numerator candidates the fastest one measured is used (the hardest bar)
+    # kind "ratio": median(num) / median(den); "diff_us": (median(num) - median(den)) in µs
+    ("D1", "plain ORT on our function file vs PyKAN via torch.onnx in ORT, batch 1 (speed-up)", ">=", 3.0,
+     PYKAN_ORT, "lut-onnx-function-ort", 1, "ratio"),
+    ("D2", "plain ORT on our function file vs PyKAN via torch.onnx in ORT, batch 4096 (speed-up)", ">=",
+     5.0, PYKAN_ORT, "lut-onnx-function-ort", 4096, "ratio"),
+    ("D3", "plugin session (function file) / NumbaEvaluator, batch 4096 (slow-down)", "<=", 1.3,
+     "lut-onnx-function-plugin", "lut-numba", 4096, "ratio"),
+    ("D4", "plugin session (function file) minus NumbaEvaluator, batch 1 (µs per call)", "<=", 25.0,
+     "lut-onnx-function-plugin", "lut-numba", 1, "diff_us"),
+    ("D5", "plain function-form session / plugin session, batch 4096 (speed-up)", ">=", 2.0,
+     "lut-onnx-function-ort", "lut-onnx-function-plugin", 4096, "ratio"),
+    ("D6", "plain function-form session / plugin session, batch 64 (speed-up)", ">", 1.0,
+     "lut-onnx-function-ort", "lut-onnx-function-plugin", 64, "ratio"),
+    ("D7", "plugin session / plain function-form session, batch 1 (slow-down)", "<=", 1.5,
+     "lut-onnx-function-plugin", "lut-onnx-function-ort", 1, "ratio"),
+)
+"""The export (issue 3) and plugin (issue 4) bars, checked on the speed study's medians."""
+
+
+def deployment_bars(sp: dict) -> list[dict]:
+    med = {(t["batch"], t["contender"]): t["median_ms"] for t in sp["table"]}
+    out = []
+    for bid, what, op, bar, num, den, batch, kind in DEPLOYMENT_BARS:
+        if isinstance(num, tuple):
+            timed = [(med[(batch, c)], c) for c in num if (batch, c) in med]
+            num = min(timed)[1] if timed else " or ".join(num)
+        a, b = med.get((batch, num)), med.get((batch, den))
+        d = {"id": bid, "what": what, "op": op, "target": bar, "batch": batch, "numerator": num,
+             "denominator": den}
+        if a is None or b is None:
+            missing = [c for c, v in ((num, a), (den, b)) if v is None]
+            d.update(achieved=None, met=None, detail=f"not measured at batch {batch}: {', '.join(missing)}")
+        else:
+            v = (a - b) * 1e3 if kind == "diff_us" else a / b
+            met = {">=": v >= bar, "<=": v <= bar, ">": v > bar}[op]
+            d.update(achieved=v, met=bool(met), detail=f"{num} {a:.4g} ms, {den} {b:.4g} ms")
+        out.append(d)
+    return out
+
+
 def _num(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
@@ -279,9 +325,10 @@ def summarize(results: dict) -> dict:
         "speed": sp,
         "memory": memory_summary(rows),
         "targets": targets(results, sp, tr),
+        "deployment_bars": deployment_bars(sp),
         "not_run": [{"study": r["study"], "model": r["model"], "contender": r["contender"], "batch": r["batch"],
                      "status": r["status"], "reason": r["note"]} for r in rows if r["status"] != "ok"],
     }
 
 
-__all__ = ["FLOOR_IMPROVEMENT", "TARGETS", "summarize"]
+__all__ = ["DEPLOYMENT_BARS", "FLOOR_IMPROVEMENT", "TARGETS", "summarize"]
