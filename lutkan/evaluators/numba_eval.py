@@ -32,13 +32,18 @@ _FMAX = np.float32(FLT_MAX)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, nearest, closed, oob, base, out):
+def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, nearest, closed, oob, base, out, fs, ints):
     """out[n, j] = sum_i LUT_ij(x[n, i]) + base_w[i, j]*base(x[n, i]) with NaN poisoning.
 
     x (N, I) f32; knots (I, K+1); bounds (3, I) = lo, hi, hi_idx; seg_scale (I, K); dense
-    (I*K*L, O); base_w (I, O); edge_mask (I, O) f32. (A variant gathering int8 codes and dequantizing per row was
-    measured bit-identical but not faster end to end on this machine, so tables are dense float32.) Loops input-major (i outer, samples inner) so the rows of one input's
-    table slab stay in cache while the whole batch is processed.
+    (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; scratch fs (4, >=N) f32 and ints (3, >=N) int64. Loops input-major (i outer, samples inner) so the
+    rows of one input's table slab stay in cache while the whole batch is processed. Per input, three
+    passes over the batch: (1) clamp and segment count (a compare-and-add sweep per knot, vectorized
+    over samples); (2) branch-free per-sample row, step, weight, table multiplier (1, or 0 for NaN /
+    ``zero`` OOB) and base value; (3) the row gathers and the contiguous update over outputs. Every
+    output gets the same float32 operations in the same order as the single-pass form (a multiplier of
+    1 is exact; ``nearest`` reads one row with weight 0), so results are bitwise those of that form.
+    (A variant gathering int8 codes and dequantizing per row was measured bit-identical but not faster.)
     """
     N, I = x.shape
     K = knots.shape[1] - 1
@@ -49,70 +54,87 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
         for j in range(O):
             out[n, j] = _F0
     any_nan = False
+    xc, wl, tm, bvs = fs[0], fs[1], fs[2], fs[3]
+    seg, row, step = ints[0], ints[1], ints[2]
+    line = nearest == 0
     for i in range(I):
         lo = bounds[0, i]
         hi = bounds[1, i]
         hix = bounds[2, i]
         bw = base_w[i]
         kn = knots[i]
+        ss = seg_scale[i]
+        xr = x[:, i]
+        # (1) clamp into [lo, hi_idx] (NaN -> lo; its outputs are poisoned below) and find the segment.
         for n in range(N):
-            xv = x[n, i]
-            if xv != xv:
-                any_nan = True
-                continue
-            xf = min(max(xv, -_FMAX), _FMAX)
-            xc = min(max(xv, lo), hix)
-            if K <= 32:  # branch-free count: no mispredicted binary-search branches
-                k = 0
-                for m in range(1, K):
-                    k += kn[m] <= xc
-            else:
+            v = min(max(xr[n], lo), hix)
+            xc[n] = v if v == v else lo
+            seg[n] = 0
+        if K <= 32:  # branch-free count, vectorized over samples
+            for m in range(1, K):
+                km = kn[m]
+                for n in range(N):
+                    seg[n] += km <= xc[n]
+        else:
+            for n in range(N):
                 a = 1
                 b = K
+                c = xc[n]
                 while a < b:
                     mid = (a + b) >> 1
-                    if kn[mid] <= xc:
+                    if kn[mid] <= c:
                         a = mid + 1
                     else:
                         b = mid
-                k = a - 1
-            tk = knots[i, k]
-            sk = seg_scale[i, k]
-            pos = min(max((xc - tk) * sk, _F0), lm1)
-            r0 = int(math.floor(pos))
-            if r0 > lm2:
-                r0 = lm2
+                seg[n] = a - 1
+        # (2) per-sample interpolation parameters, as selects.
+        rbase = i * K * L
+        for n in range(N):
+            xv = xr[n]
+            xf = min(max(xv, -_FMAX), _FMAX)
+            k = seg[n]
+            tk = kn[k]
+            sk = ss[k]
+            pos = min(max((xc[n] - tk) * sk, _F0), lm1)
+            r0 = min(int(pos), lm2)  # pos >= 0: truncation is floor
             r0f = np.float32(r0)
             w = pos - r0f
             if closed:
-                in_dom = xv >= lo and xv <= hi
+                in_dom = (xv >= lo) & (xv <= hi)
             else:
-                in_dom = xv >= lo and xv < hi
-            use_line = nearest == 0
-            wl = w
-            if not in_dom and oob == 2:
-                wl = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
-                use_line = True
-            if base == 0:
-                bv = xf * (_F1 / (_F1 + np.float32(math.exp(-xf))))
-            elif base == 1:
-                bv = xf
+                in_dom = (xv >= lo) & (xv < hi)
+            ext = (not in_dom) & (oob == 2) & (xv == xv)  # NaN: weight stays finite, multiplier 0
+            wext = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
+            lin = line | ext
+            up = (not lin) & (w >= _FHALF)
+            wl[n] = wext if ext else (w if line else _F0)
+            row[n] = rbase + k * L + r0 + up
+            step[n] = lin
+            tm[n] = _F1 if (in_dom | (oob != 1)) & (xv == xv) else _F0
+        for n in range(N):
+            xv = xr[n]
+            if xv != xv:
+                any_nan = True
+                bvs[n] = _F0
             else:
-                bv = _F0
-            row = (i * K + k) * L + r0
+                xf = min(max(xv, -_FMAX), _FMAX)
+                if base == 0:
+                    bvs[n] = xf * (_F1 / (_F1 + np.float32(math.exp(-xf))))
+                elif base == 1:
+                    bvs[n] = xf
+                else:
+                    bvs[n] = _F0
+        # (3) gather two rows (one for nearest) and update all outputs.
+        for n in range(N):
+            r = row[n]
+            t0 = dense[r]
+            t1 = dense[r + step[n]]
+            a = wl[n]
+            t = tm[n]
+            bv = bvs[n]
             o = out[n]
-            if not in_dom and oob == 1:
-                for j in range(O):
-                    o[j] += bw[j] * bv
-            elif use_line:
-                t0 = dense[row]
-                t1 = dense[row + 1]
-                for j in range(O):
-                    o[j] += (t0[j] + wl * (t1[j] - t0[j])) + bw[j] * bv
-            else:
-                t = dense[row + 1] if w >= _FHALF else dense[row]
-                for j in range(O):
-                    o[j] += t[j] + bw[j] * bv
+            for j in range(O):
+                o[j] += t * (t0[j] + a * (t1[j] - t0[j])) + bw[j] * bv
     if any_nan:
         for n in range(N):
             for i in range(I):
@@ -163,8 +185,9 @@ class EdgeSumKernel:
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
             out = np.empty((x.shape[0], self.out_dim), dtype=np.float32)
+        n = x.shape[0]
         lut_layer_kernel(x, self.knots, self.bounds, self.seg_scale, self.dense, self.base_weight, self.edge_mask,
-                         *self.flags, out)
+                         *self.flags, out, np.empty((4, n), np.float32), np.empty((3, n), np.int64))
         return out
 
 
@@ -176,7 +199,7 @@ _R = len(_META)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _layer(h, params, meta, groups, l):
+def _layer(h, params, meta, groups, l, fs, ints):
     """One layer of ``network_kernel``: edge sums (``lut_layer_kernel``), then the node step if any."""
     m = meta[2 + l * _R: 2 + (l + 1) * _R]
     I, O, K, L = m[0], m[1], m[2], m[3]
@@ -194,7 +217,7 @@ def _layer(h, params, meta, groups, l):
     o += I * O
     edge_mask = params[o:o + I * O].reshape((I, O))
     s = np.empty((N, O), np.float32)
-    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[4], m[5] != 0, m[6], m[7], s)
+    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[4], m[5] != 0, m[6], m[7], s, fs, ints)
     if m[9] == 0:
         return s
     n_sum, n_nodes, n_groups, og, on = m[10], m[11], m[12], m[13], m[14]
@@ -210,17 +233,19 @@ def network_kernel(x, input_id, params, meta, groups):
     order (bit-identical), without a Python round trip per layer. ``x`` (N, n_inputs) float32 C-contiguous;
     ``params``/``meta``/``groups`` are built by ``NumbaEvaluator`` (see ``_META``)."""
     N = x.shape[0]
+    fs = np.empty((4, N), np.float32)  # per-sample scratch shared by all layers
+    ints = np.empty((3, N), np.int64)
     if meta[1] != 0:
         I0 = input_id.shape[0]
         x0 = np.empty((N, I0), np.float32)
         for n in range(N):
             for i in range(I0):
                 x0[n, i] = x[n, input_id[i]]
-        h = _layer(x0, params, meta, groups, 0)
+        h = _layer(x0, params, meta, groups, 0, fs, ints)
     else:
-        h = _layer(x, params, meta, groups, 0)
+        h = _layer(x, params, meta, groups, 0, fs, ints)
     for l in range(1, meta[0]):
-        h = _layer(h, params, meta, groups, l)
+        h = _layer(h, params, meta, groups, l, fs, ints)
     return h
 
 
