@@ -213,6 +213,24 @@ def test_register_idempotent():
             make_session(123, plugin=plugin)
 
 
+def test_plugin_runtime_does_not_import_torch():
+    """Runtime inference needs no torch: the plugin path (onnxruntime-extensions included) must not
+    load it, and torch must still import normally afterwards."""
+    model = Path(__file__).resolve().parents[1] / "models" / "ids78" / "ids78.onnx"
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from lutkan.runtime_ext import make_session, run
+        sess = make_session({str(model)!r}, intra_op_num_threads=1)
+        y = run(sess, np.zeros((3, 78), np.float32))
+        assert y.shape == (3, 1) and np.isfinite(y).all(), y
+        assert "torch" not in sys.modules, "torch was imported by the runtime path"
+        import torch, onnxruntime_extensions
+        print("ok", torch.__version__)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
 def test_unreadable_model(tmp_path):
     with pytest.raises(OnnxModelError, match="not found"):
         make_session(tmp_path / "missing.onnx")

@@ -21,14 +21,40 @@ Nothing may raise inside the op body: a Python exception escaping a PyOp aborts 
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import sys
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
-from onnxruntime_extensions._ocos import Opdef
+
+
+def _import_ortx():
+    """Import onnxruntime-extensions without importing torch.
+
+    Its package ``__init__`` imports ``onnxruntime_extensions.cvt``, which imports torch when it is
+    installed (only for its Whisper pre-processing converter): +1 s and ~250 MiB for a process that
+    only runs LUT models. ``cvt`` treats torch as optional (``except ImportError``), so while the
+    package is first imported, and only if torch is not already loaded, ``import torch`` is made to
+    fail (``sys.modules['torch'] = None``). The one effect: in this process that converter reports
+    torch as unavailable. Set ``LUTKAN_ORTX_WITH_TORCH=1`` to import it normally."""
+    import os
+
+    if "onnxruntime_extensions" in sys.modules or "torch" in sys.modules or os.environ.get("LUTKAN_ORTX_WITH_TORCH"):
+        return importlib.import_module("onnxruntime_extensions")
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("onnxruntime_extensions")
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
+_ortx = _import_ortx()
+PyCustomOpDef, get_library_path, onnx_op = _ortx.PyCustomOpDef, _ortx.get_library_path, _ortx.onnx_op
+Opdef = _ortx.Opdef
 
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
 
