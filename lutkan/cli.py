@@ -60,11 +60,56 @@ def _say(a, *msg) -> None:
         print(*msg)
 
 
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise LutKanError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise LutKanError(f"{flag} is empty")
+    return vals
+
+
+def _select(a):
+    """``compile --max-error``: the smallest candidate meeting the bound (None after reporting failure)."""
+    from lutkan.compiler import as_source
+    from lutkan.compiler.select import SelectionError, select_options
+
+    src = as_source(a.source, checkpoint_id=a.checkpoint_id)
+    if a.calib:
+        x = _load_input(a.calib)
+    elif src.cache_data is not None:
+        x = src.cache_data
+    else:
+        raise LutKanError("--max-error needs calibration inputs: the source has no cache_data; pass --calib X.npy")
+    _say(a, f"choosing L and scheme for max error {a.max_error:g} x output std on {len(x)} calibration rows")
+
+    def show(t):
+        _say(a, f"  L={t.L:<4} {t.scheme:<8} {t.table_bytes:>11,} table bytes  error/std {t.error:.4g}  "
+                f"{'ok' if t.ok else 'over'}")
+
+    try:
+        model, _ = select_options(src, x, a.max_error, base=_options(a), Ls=_int_list(a.L_choices, "--L-choices"),
+                                  on_trial=show)
+    except SelectionError as e:
+        print(f"FAILED: {e}")
+        return None
+    _say(a, f"chose L={model.contract.L} {model.contract.scheme}")
+    return model
+
+
 def cmd_compile(a) -> int:
     from lutkan.artifact import save
     from lutkan.compiler import compile_model
 
-    model = compile_model(a.source, _options(a), progress=not a.quiet, checkpoint_id=a.checkpoint_id)
+    if a.calib and a.max_error is None:
+        raise LutKanError("--calib only applies with --max-error")
+    if a.max_error is not None:
+        model = _select(a)
+        if model is None:
+            return EXIT_VERIFY_FAILED
+    else:
+        model = compile_model(a.source, _options(a), progress=not a.quiet, checkpoint_id=a.checkpoint_id)
     save(model, a.output)
     s = model.summary()
     _say(a, f"wrote {a.output}: width {s['width']}, {sum(l['edges'] for l in s['layers'])} edges, "
@@ -162,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("source", help="checkpoint prefix DIR/ID (e.g. model/0.3) or a folder of checkpoints")
     c.add_argument("-o", "--output", required=True, help="output .lutkan path")
     _add_contract_flags(c)
+    g = c.add_argument_group("automatic L and scheme (replaces --L and --scheme)")
+    g.add_argument("--max-error", type=float, default=None, metavar="REL",
+                   help="pick the smallest tables (L in 16/32/64/128 x int8/uint8/float16/float32) whose max abs "
+                        "output error is <= REL x that output's std on the calibration inputs; exit 1 if none is")
+    g.add_argument("--L-choices", default="16,32,64,128", metavar="L1,L2,...",
+                   help="with --max-error: the L values to try (default %(default)s)")
+    g.add_argument("--calib", default=None, metavar="X.npy",
+                   help="calibration inputs for --max-error (default: the checkpoint's cache_data)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_compile)
 

@@ -36,6 +36,33 @@ def compare_outputs(actual: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
+def error_over_std(actual: np.ndarray, reference: np.ndarray) -> float:
+    """max over outputs j of ``max_n |actual_nj - reference_nj| / std_n(reference_nj)`` (the accuracy bar
+    of the benchmark: error relative to each output's spread), over rows where both sides are ordinary
+    (see ``compare_outputs``); outputs with zero spread are skipped. ``inf`` when an entry is extreme
+    (NaN/inf/huge) on one side only, ``nan`` when no output has spread."""
+    a = np.asarray(actual, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if a.shape != r.shape:
+        raise AssertionError(f"shape mismatch: {a.shape} vs {r.shape}")
+    a, r = a.reshape(a.shape[0], -1), r.reshape(r.shape[0], -1)
+    with np.errstate(invalid="ignore"):
+        a_ext = ~np.isfinite(a) | (np.abs(a) > HUGE)
+        r_ext = ~np.isfinite(r) | (np.abs(r) > HUGE)
+    if (a_ext != r_ext).any():
+        return float("inf")
+    worst = float("nan")
+    for j in range(r.shape[1]):
+        m = ~r_ext[:, j]
+        if not m.any():
+            continue
+        sd = float(np.std(r[m, j]))
+        if sd > 0:
+            e = float(np.abs(a[m, j] - r[m, j]).max()) / sd
+            worst = e if np.isnan(worst) else max(worst, e)
+    return worst
+
+
 def assert_outputs_close(actual: np.ndarray, reference: np.ndarray, *, rel: float = 1e-5,
                          abs_floor: float = 0.0, what: str = "output") -> dict:
     """Assert ``|actual - reference| <= rel * max|reference| + abs_floor`` on the ordinary region

@@ -30,7 +30,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.source import base_function
-from lutkan.testing import compare_outputs
+from lutkan.testing import compare_outputs, error_over_std
 
 CONTROLLED_WIDTH = [10, 8]
 CONTROLLED_GRID = 8
@@ -51,10 +51,7 @@ def error_rows(study: str, y: np.ndarray, y_ref: np.ndarray, *, reference: str, 
     out = [row(study, "max_abs_err", st["max_abs"], n=st["n_ordinary"], note=note, **base),
            row(study, "mae", st["mean_abs"], n=st["n_ordinary"], **base)]
     if with_std:
-        std = np.std(np.asarray(y_ref, dtype=np.float64), axis=0)
-        err = np.abs(np.asarray(y, dtype=np.float64) - y_ref).max(axis=0)
-        ok = std > 0
-        ratio = float(np.max(err[ok] / std[ok])) if ok.any() else float("nan")
+        ratio = error_over_std(y, y_ref)
         out.append(row(study, "max_abs_err_over_std", ratio, n=int(y.shape[0]), **base))
     if oob_mask is not None:
         for name, m in (("in_rows", ~oob_mask), ("oob_rows", oob_mask)):

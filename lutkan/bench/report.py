@@ -260,9 +260,9 @@ def _t4_analysis(res: dict, t: dict) -> str:
             "large edge terms (cancellation across edges, deep stacks, multiplication nodes whose inputs reach "
             "huge magnitudes) therefore get errors that are large relative to the output std even though every "
             "table is accurate relative to its own range. Models over the bar: " + "; ".join(lines) + ". What it "
-            "would take: uint8 or float16 tables for such models (columns above), a compile-time check that "
-            "flags a model whose largest table error is a large fraction of the output scale, or calibration-"
-            "aware per-edge scheme choice (not implemented).\n")
+            "would take: uint8 or float16 tables for such models (columns above); `lutkan compile --max-error REL` "
+            "picks the smallest (L, scheme) that meets a bound on the model's own data. Per-edge scheme choice "
+            "(int8 where it suffices, wider tables elsewhere) is not implemented.\n")
 
 
 def _generic_analysis(res: dict, t: dict) -> str:
