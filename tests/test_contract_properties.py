@@ -223,6 +223,10 @@ def test_numba_equals_numpy_every_option(scheme, m, xseed):
             assert_outputs_close(nb(x), ref(x), rel=1e-5, what=f"model {tag}")
             # the fused whole-network kernel runs exactly the per-layer kernels: bitwise equal
             assert np.array_equal(nb(x), nb.forward_layers(x), equal_nan=True), f"fused vs layered {tag}"
+            # rows are independent: small batches (the kernel's few-row segment count) give the same bits
+            assert x.shape[0] >= 16
+            chunks = np.concatenate([nb(x[a:a + 3]) for a in range(0, x.shape[0], 3)])
+            assert np.array_equal(nb(x), chunks, equal_nan=True), f"batch of {x.shape[0]} vs chunks of 3 {tag}"
         # layer by layer, fed the same float32 hidden values, including +-inf/1e38/denormals. The raw
         # edge sums are compared (the node stage is checked above): contract section 5 leaves the
         # overflowing sum of huge terms to each backend, and a later product could turn an inf on one

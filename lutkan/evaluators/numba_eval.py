@@ -39,7 +39,7 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
     (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; scratch fs (4, >=N) f32 and ints (3, >=N) int64. Loops input-major (i outer, samples inner) so the
     rows of one input's table slab stay in cache while the whole batch is processed. Per input, three
     passes over the batch: (1) clamp and segment count (a compare-and-add sweep per knot, vectorized
-    over samples); (2) branch-free per-sample row, step, weight, table multiplier (1, or 0 for NaN /
+    over samples; a short loop per row below 16 rows); (2) branch-free per-sample row, step, weight, table multiplier (1, or 0 for NaN /
     ``zero`` OOB) and base value; (3) the row gathers and the contiguous update over outputs. Every
     output gets the same float32 operations in the same order as the single-pass form (a multiplier of
     1 is exact; ``nearest`` reads one row with weight 0), so results are bitwise those of that form.
@@ -70,7 +70,14 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
             v = min(max(xr[n], lo), hix)
             xc[n] = v if v == v else lo
             seg[n] = 0
-        if K <= 32:  # branch-free count, vectorized over samples
+        if K <= 32 and N < 16:  # branch-free count; few rows: one short loop per row
+            for n in range(N):
+                c = xc[n]
+                k = 0
+                for m in range(1, K):
+                    k += kn[m] <= c
+                seg[n] = k
+        elif K <= 32:  # branch-free count, vectorized over samples
             for m in range(1, K):
                 km = kn[m]
                 for n in range(N):
