@@ -9,6 +9,12 @@ HUGE = 1e30
 NaN depending on summation order, which the contract leaves to each backend (docs/contract.md §5)."""
 
 
+def _extreme(a: np.ndarray) -> np.ndarray:
+    """Mask of NaN / ±inf / |a| > HUGE entries (float64 input)."""
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(a) | (np.abs(a) > HUGE)
+
+
 def compare_outputs(actual: np.ndarray, reference: np.ndarray) -> dict:
     """Max abs / relative error over the ordinary region, plus mismatch counts elsewhere.
 
@@ -19,9 +25,7 @@ def compare_outputs(actual: np.ndarray, reference: np.ndarray) -> dict:
     r = np.asarray(reference, dtype=np.float64)
     if a.shape != r.shape:
         raise AssertionError(f"shape mismatch: {a.shape} vs {r.shape}")
-    with np.errstate(invalid="ignore"):
-        a_ext = ~np.isfinite(a) | (np.abs(a) > HUGE)
-        r_ext = ~np.isfinite(r) | (np.abs(r) > HUGE)
+    a_ext, r_ext = _extreme(a), _extreme(r)
     ordinary = ~a_ext & ~r_ext
     diff = np.abs(a[ordinary] - r[ordinary])
     scale = float(np.abs(r[ordinary]).max()) if ordinary.any() else 0.0
@@ -46,9 +50,7 @@ def error_over_std(actual: np.ndarray, reference: np.ndarray) -> float:
     if a.shape != r.shape:
         raise AssertionError(f"shape mismatch: {a.shape} vs {r.shape}")
     a, r = a.reshape(a.shape[0], -1), r.reshape(r.shape[0], -1)
-    with np.errstate(invalid="ignore"):
-        a_ext = ~np.isfinite(a) | (np.abs(a) > HUGE)
-        r_ext = ~np.isfinite(r) | (np.abs(r) > HUGE)
+    a_ext, r_ext = _extreme(a), _extreme(r)
     if (a_ext != r_ext).any():
         return float("inf")
     worst = float("nan")

@@ -73,8 +73,9 @@ def test_select_reports_failure_with_trials(bc):
 @pytest.mark.parametrize("bad, match", [
     (dict(max_error=0.0), "positive finite"), (dict(max_error=float("nan")), "positive finite"),
     (dict(max_error="0.1"), "positive finite"),
-    (dict(x=np.zeros((5, 3))), "shape"), (dict(x=np.zeros((1, 30))), "shape"),
-    (dict(x=np.zeros((4, 30), dtype=bool)), "numeric"),
+    (dict(x=np.zeros((5, 3))), "has 3 columns; the model expects 30"), (dict(x=np.zeros(30)), "rank 1"),
+    (dict(x=np.zeros((1, 30))), "at least 2 rows"), (dict(x=np.zeros((0, 30))), "empty batch"),
+    (dict(x=np.zeros((4, 30), dtype=bool)), "dtype bool"),
 ])
 def test_select_rejects_bad_arguments(bc, bad, match):
     kw = dict(x=bc.cache_data, max_error=0.01) | bad
@@ -101,7 +102,7 @@ def test_cli_max_error(tmp_path, capsys):
     assert main(["compile", BUNDLED, "-o", str(bad), "--calib", str(tmp_path / "x.npy")]) == EXIT_ERROR
     assert main(["compile", BUNDLED, "-o", str(bad), "--max-error", "0.01", "--L-choices", "a,b"]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "calibration inputs must have shape" in err and "--calib only applies" in err and "--L-choices" in err
+    assert "'calibration inputs' has 3 columns" in err and "--calib only applies" in err and "--L-choices" in err
 
 
 def test_real_checkpoint_where_int8_fails_gets_a_wider_scheme(realmodels):

@@ -222,14 +222,12 @@ def _t2_analysis(res: dict, t: dict) -> str:
             f"per (row, input) a segment count against a segment search plus the basis recurrence. Memory: the "
             f"LUT's rows come from a dense float32 table of {fmt(dense / 2**20 if dense else None)} MiB "
             f"for layer 0, against {fmt(spline / 2**20 if spline else None)} MiB of float spline parameters "
-            f"(cache per core: {cache}). Measured on the development machine (ids78, batch 4096, layer 0): "
-            f"with the per-(row, input) work done in one branchy scalar pass, that pass cost about 3/4 of the "
-            f"layer and the output loop only 1/4, so the kernel now runs it as separate passes over the batch "
-            f"(segment count vectorized over rows, branch-free parameters, then the row gathers), which took "
-            f"layer 0 from 9.6 to 6.4 ms. What more it would take: (1) gather int8 codes instead of "
+            f"(cache per core: {cache}). The kernel already runs the per-(row, input) work as separate "
+            f"passes over the batch (segment count vectorized over rows, branch-free parameters, then the row "
+            f"gathers): done as one branchy scalar pass it dominated the layer. What more it would take: (1) gather int8 codes instead of "
             f"dequantized float32 rows (4× fewer bytes per row); (2) FMA contraction (needs `fastmath`, which "
             f"gives up bitwise agreement with the reference, or a native kernel); (3) a vectorized exp for the "
-            f"SiLU base branch (about 1 ms of layer 0; Numba has no SVML here).\n")
+            f"SiLU base branch (Numba has no SVML here).\n")
 
 
 def _t4_analysis(res: dict, t: dict) -> str:

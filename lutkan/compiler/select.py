@@ -17,16 +17,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lutkan.artifact import LUTModel
-from lutkan.contract import ContractOptions
+from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import LutKanError
+from lutkan.evaluators.inputs import check_input
 from lutkan.testing import error_over_std
 
 __all__ = ["Trial", "SelectionError", "candidate_order", "select_options"]
 
-_ENTRY_BYTES = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
-_SCHEME_RANK = {"int8": 0, "uint8": 1, "float16": 2, "float32": 3}
 DEFAULT_LS = (16, 32, 64, 128)
-DEFAULT_SCHEMES = ("int8", "uint8", "float16", "float32")
+DEFAULT_SCHEMES = SCHEMES  # int8, uint8, float16, float32: also the tie-break order at equal size
 
 
 class SelectionError(LutKanError):
@@ -49,13 +48,14 @@ class Trial:
 def candidate_order(Ls=DEFAULT_LS, schemes=DEFAULT_SCHEMES) -> list[tuple[int, str]]:
     """(L, scheme) pairs, smallest bytes per sample first (int8 before uint8 at equal size)."""
     for s in schemes:
-        if s not in _ENTRY_BYTES:
-            raise LutKanError(f"unknown scheme {s!r}; expected one of {sorted(_ENTRY_BYTES)}")
+        if s not in SCHEMES:
+            raise LutKanError(f"unknown scheme {s!r}; expected one of {list(SCHEMES)}")
     for L in Ls:
         if int(L) < 2:
             raise LutKanError(f"L must be >= 2, got {L}")
+    # every scheme name is also its stored numpy dtype
     return sorted(((int(L), s) for L in Ls for s in schemes),
-                  key=lambda c: (c[0] * _ENTRY_BYTES[c[1]], _SCHEME_RANK[c[1]], c[0]))
+                  key=lambda c: (c[0] * np.dtype(c[1]).itemsize, SCHEMES.index(c[1]), c[0]))
 
 
 def select_options(source, x: np.ndarray, max_error: float, *, base: ContractOptions | None = None,
@@ -72,12 +72,10 @@ def select_options(source, x: np.ndarray, max_error: float, *, base: ContractOpt
     if not (isinstance(max_error, (int, float)) and np.isfinite(max_error) and max_error > 0):
         raise LutKanError(f"max_error must be a positive finite number, got {max_error!r}")
     src = as_source(source)
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != src.n_inputs or x.shape[0] < 2:
-        raise LutKanError(f"calibration inputs must have shape (N >= 2, {src.n_inputs}); got {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
-        raise LutKanError(f"calibration inputs must be numeric, got dtype {x.dtype}")
-    x64 = x.astype(np.float64)
+    x32 = check_input(x, src.n_inputs, name="calibration inputs")  # rank, width, dtype, empty batch
+    if x32.shape[0] < 2:
+        raise LutKanError(f"calibration inputs need at least 2 rows (an output std), got {x32.shape[0]}")
+    x64 = np.asarray(x, dtype=np.float64)
     y_ref = src.forward(x64)
     if not np.isfinite(y_ref).any():
         raise LutKanError("the source model's outputs on the calibration inputs are all non-finite")
@@ -85,7 +83,7 @@ def select_options(source, x: np.ndarray, max_error: float, *, base: ContractOpt
     trials: list[Trial] = []
     for L, scheme in candidate_order(Ls, schemes):
         model = compile_model(src, replace(base, L=L, scheme=scheme))
-        err = error_over_std(NumpyEvaluator(model)(x64.astype(np.float32)), y_ref)
+        err = error_over_std(NumpyEvaluator(model)(x32), y_ref)
         t = Trial(L=L, scheme=scheme, table_bytes=int(sum(model.table_bytes())), error=err,
                   ok=bool(err <= max_error))
         trials.append(t)
@@ -95,5 +93,5 @@ def select_options(source, x: np.ndarray, max_error: float, *, base: ContractOpt
             return model, trials
     best = min(trials, key=lambda t: t.error)
     raise SelectionError(f"no (L, scheme) candidate meets max error {max_error:g} × output std on "
-                         f"{x.shape[0]} calibration rows; best was L={best.L} {best.scheme} at {best.error:.4g}",
+                         f"{x32.shape[0]} calibration rows; best was L={best.L} {best.scheme} at {best.error:.4g}",
                          trials)

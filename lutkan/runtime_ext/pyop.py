@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import os
 import sys
 import threading
 import time
@@ -40,8 +41,6 @@ def _import_ortx():
     package is first imported, and only if torch is not already loaded, ``import torch`` is made to
     fail (``sys.modules['torch'] = None``). The one effect: in this process that converter reports
     torch as unavailable. Set ``LUTKAN_ORTX_WITH_TORCH=1`` to import it normally."""
-    import os
-
     if "onnxruntime_extensions" in sys.modules or "torch" in sys.modules or os.environ.get("LUTKAN_ORTX_WITH_TORCH"):
         return importlib.import_module("onnxruntime_extensions")
     sys.modules["torch"] = None  # type: ignore[assignment]
