@@ -30,6 +30,7 @@ import numpy as np
 
 from lutkan.contract import BASE_FUNS, FLT_MAX, TABLE_DTYPES, ContractOptions
 from lutkan.errors import ArtifactError, LutKanError
+from lutkan.nodes import NodeStep
 
 FORMAT_NAME = "lutkan"
 FORMAT_VERSION = 1
@@ -171,6 +172,12 @@ class LUTLayer:
             raise _err(where, "base_weight is nonzero on an edge that is not in the edge list")
 
     # ----- derived views used by every evaluator (computed once, read-only) -----
+
+    @property
+    def node_step(self) -> NodeStep:
+        """Subnode affine -> multiplication groups -> node affine of this layer."""
+        return NodeStep(self.subnode_scale, self.subnode_bias, self.node_scale, self.node_bias, self.n_sum,
+                        tuple(self.mult_groups))
 
     @cached_property
     def active(self) -> np.ndarray:

@@ -283,31 +283,22 @@ def edge_errors(model: LUTModel, src, *, per_interval: int = 4) -> list[dict]:
     the reference is the source's float64 edge function at the same (float32) points.
     """
     from lutkan.evaluators.numpy_eval import eval_layer
-    from lutkan.evaluators.packing import PackedLayer, pack_model
+    from lutkan.tables import model_tables
     from lutkan.source import base_function, bspline_basis
 
     if len(src.layers) != len(model.layers):
         raise LutKanError(f"the source has {len(src.layers)} layers but the model has {len(model.layers)}: "
                           f"--source is not the model this artifact was compiled from")
-    c = model.contract
     rows = []
-    for l, (layer, p, sl) in enumerate(zip(model.layers, pack_model(model), src.layers)):
+    for l, (layer, p, sl) in enumerate(zip(model.layers, model_tables(model), src.layers)):
         if (sl.in_dim, sl.out_dim) != (layer.in_dim, layer.out_dim):
             raise LutKanError(f"layer {l}: source is {sl.in_dim}x{sl.out_dim} but the model is "
                               f"{layer.in_dim}x{layer.out_dim}: --source does not match the model")
-        K, L, O = p.K, p.L, p.out_dim
+        L = p.L
         tab_err = {(int(i), int(j)): float(e) for i, j, e in zip(layer.edge_src, layer.edge_dst, layer.tab_error)}
         for i in sorted({int(v) for v in layer.edge_src}):
             x = _grid_points(p.knots[i], L, per_interval)
-            single = PackedLayer(
-                knots=p.knots[i : i + 1], lo=p.lo[i : i + 1], hi=p.hi[i : i + 1], hi_idx=p.hi_idx[i : i + 1],
-                seg_scale=p.seg_scale[i : i + 1], dense=p.dense[i * K * L : (i + 1) * K * L],
-                active=p.active[i : i + 1], base_weight=p.base_weight[i : i + 1],
-                subnode_scale=np.ones(O, np.float32), subnode_bias=np.zeros(O, np.float32),
-                node_scale=np.ones(O, np.float32), node_bias=np.zeros(O, np.float32),
-                n_sum=O, mult_groups=(), K=K, L=L)
-            got = eval_layer(single, x[:, None], interp=c.interp, boundary=c.boundary, oob=c.oob,
-                             base_fun=model.base_fun).astype(np.float64)
+            got = eval_layer(p.input_slice(i), x[:, None]).astype(np.float64)
             x64 = x.astype(np.float64)
             B = bspline_basis(x64, sl.grid[i], sl.k)
             base = base_function(src.base_fun, x64)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lutkan.errors import UnsupportedModelError
+from lutkan.nodes import NodeStep
 from lutkan.symbolic import symbolic_function
 
 
@@ -144,16 +145,11 @@ class SourceLayer:
         B = bspline_basis(x, self.grid[i], self.k)
         return float(self.mask[i, j] * self.scale_sp[i, j]) * (B @ self.coef[i, j])
 
-    def combine_nodes(self, s: np.ndarray) -> np.ndarray:
-        """Subnode affine -> multiplication groups -> node affine. s: (N, O) -> (N, n_nodes)."""
-        s = self.subnode_scale * s + self.subnode_bias
-        parts = [s[:, : self.n_sum]]
-        start = self.n_sum
-        for size in self.mult_groups:
-            parts.append(np.prod(s[:, start : start + size], axis=1, keepdims=True))
-            start += size
-        nodes = np.concatenate(parts, axis=1)
-        return self.node_scale * nodes + self.node_bias
+    @property
+    def node_step(self) -> NodeStep:
+        """Subnode affine -> multiplication groups -> node affine of this layer (float64)."""
+        return NodeStep(self.subnode_scale, self.subnode_bias, self.node_scale, self.node_bias, self.n_sum,
+                        tuple(self.mult_groups))
 
 
 @dataclass(frozen=True)
@@ -207,4 +203,4 @@ class SourceModel:
             if self.symbolic_enabled:
                 for j in np.nonzero(layer.sym_mask[:, i])[0]:
                     s[:, j] += layer.symbolic_term(i, int(j), h[:, i])
-        return layer.combine_nodes(s)
+        return layer.node_step.apply(s)

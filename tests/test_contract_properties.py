@@ -27,10 +27,9 @@ from lutkan.artifact import LUTLayer, LUTModel
 from lutkan.compiler import compile_model
 from lutkan.compiler.quantize import quantize
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
-from lutkan.custom_ops.schema import op_attributes, op_tensors
 from lutkan.evaluators.numba_eval import EdgeSumKernel, NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
-from lutkan.evaluators.packing import dequantize, pack_model
+from lutkan.tables import dequantize, model_tables
 from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
 from lutkan.testing import HUGE, assert_outputs_close
 
@@ -197,10 +196,7 @@ def models(draw, *, max_layers: int = 2, symbolic: bool | None = None, mult: boo
 
 def _identity_combine(p):
     """The same packed layer with the node stage made the identity: exposes the raw edge sums."""
-    O = p.out_dim
-    one, zero = np.ones(O, np.float32), np.zeros(O, np.float32)
-    return dataclasses.replace(p, subnode_scale=one, subnode_bias=zero, node_scale=one, node_bias=zero,
-                               n_sum=O, mult_groups=())
+    return dataclasses.replace(p, nodes=None)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -232,16 +228,15 @@ def test_numba_equals_numpy_every_option(scheme, m, xseed):
         # overflowing sum of huge terms to each backend, and a later product could turn an inf on one
         # side and 3e38 on the other into NaN vs 0.
         h = np.ascontiguousarray(x_ext[:, model.input_id])
-        for l, p in enumerate(pack_model(model)):
+        for l, p in enumerate(model_tables(model)):
             if l:  # deeper layers: put that layer's own knots, ends and their neighbours in some rows
                 h = h.copy()
                 h[::3] = layer_specials(p.knots, seed + l, h[::3].shape[0])
             pi = _identity_combine(p)
-            kw = dict(interp=interp, boundary=boundary, oob=oob, base_fun=model.base_fun)
-            kern = EdgeSumKernel(op_tensors(model.layers[l], opts), op_attributes(opts, model.base_fun))
-            assert_outputs_close(kern(h), eval_layer(pi, h, **kw), rel=1e-5,
+            kern = EdgeSumKernel(p)
+            assert_outputs_close(kern(h), eval_layer(pi, h), rel=1e-5,
                                  what=f"layer {l} edge sums {tag}")
-            h = eval_layer(p, h, **kw)
+            h = eval_layer(p, h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +310,7 @@ def test_float32_L256_matches_float64_reference(m, xseed, boundary):
     L = 256
     model = compile_model(src, ContractOptions(L=L, scheme="float32", interp="linear", boundary=boundary,
                                                oob="zero"))
-    packed = pack_model(model)
+    packed = model_tables(model)
     x = special_inputs(src, xseed, n=96, extremes=False, far=1e3)
     # At x = t_K half_open+zero gives 0 and closed gives T_hi = S(t_K-), which is 0 for a pykan spline
     # (continuous, k >= 1): both equal pykan's 0 there, so one bound serves both boundaries.
@@ -324,8 +319,7 @@ def test_float32_L256_matches_float64_reference(m, xseed, boundary):
         h64 = h.astype(np.float64)
         # raw edge sums (node stage = identity) then the real node stage
         s64 = src.layer_forward(_raw_sum_layer(layer), h64)
-        s32 = eval_layer(_identity_combine(p), h, interp="linear", boundary=boundary, oob="zero",
-                         base_fun=src.base_fun).astype(np.float64)
+        s32 = eval_layer(_identity_combine(p), h).astype(np.float64)
         bound_s = edge_sum_bound(layer, src.base_fun, h, L)
         err = np.abs(s32 - s64)
         ratio = err / bound_s
@@ -334,7 +328,7 @@ def test_float32_L256_matches_float64_reference(m, xseed, boundary):
             f"seed={seed} layer {l}: edge-sum error {err[worst]:.3g} exceeds 2x the derived bound "
             f"{bound_s[worst]:.3g} at {worst} (ratio {ratio.max():.3g}); x={h[worst[0]]}")
         y64 = src.layer_forward(layer, h64)
-        y32 = eval_layer(p, h, interp="linear", boundary=boundary, oob="zero", base_fun=src.base_fun)
+        y32 = eval_layer(p, h)
         bound_y = combine_bound(layer, s64, 2 * bound_s) + 1e-300
         ratio_y = np.abs(y32 - y64) / bound_y
         assert np.all(ratio_y <= 2.0), f"seed={seed} layer {l}: node output error ratio {ratio_y.max():.3g}"
@@ -543,7 +537,7 @@ def test_constant_segment(scheme, c):
     f = np.full((2, 3, 5), c)
     q, scale, offset = quantize(f, scheme)
     layer = dataclasses.make_dataclass("L", ["table", "scale", "offset"])(q, scale, offset)
-    deq = dequantize(layer, ContractOptions(scheme=scheme))
+    deq = dequantize(layer.table, layer.scale, layer.offset)
     if c == 0.0 or scheme == "uint8":
         # zero (int8) or any constant (uint8): scale 1 and the value exactly representable
         assert np.all(scale == 1)
@@ -573,7 +567,7 @@ def test_quantization_error_within_half_step(seed, scheme, mag, shift):
         np.testing.assert_array_equal(offset, lo.astype(np.float32))
         np.testing.assert_array_equal(scale, np.where(hi == lo, np.float32(1), ((hi - lo) / 255).astype(np.float32)))
     layer = dataclasses.make_dataclass("L", ["table", "scale", "offset"])(q, scale, offset)
-    deq = dequantize(layer, ContractOptions(scheme=scheme)).astype(np.float64)
+    deq = dequantize(layer.table, layer.scale, layer.offset).astype(np.float64)
     # scale/2 from rounding to the grid; the stored float32 scale/offset and the float32 multiply-add
     # add a few ulp of the largest magnitude in the segment.
     amax = np.abs(f).max(axis=2, keepdims=True)
@@ -591,7 +585,7 @@ def test_compiled_tables_quantize_the_spline(m, scheme):
     L = 9
     model = compile_model(src, ContractOptions(L=L, scheme=scheme))
     layer, lut = src.layers[0], model.layers[0]
-    deq = dequantize(lut, model.contract).astype(np.float64)
+    deq = dequantize(lut.table, lut.scale, lut.offset).astype(np.float64)
     for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
         t = lut.knots[i].astype(np.float64)
         for kseg in range(lut.n_segments):

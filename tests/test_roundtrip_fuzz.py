@@ -26,7 +26,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
-from lutkan.evaluators.packing import pack_model
+from lutkan.tables import model_tables
 from lutkan.testing import HUGE, assert_outputs_close
 from test_contract_properties import _identity_combine, special_inputs
 from test_contract_properties import models as contract_models
@@ -87,16 +87,15 @@ def overflow_rows(model, x) -> np.ndarray:
     c = model.contract
     h = np.ascontiguousarray(x[:, model.input_id], dtype=np.float32)
     bad = np.zeros(len(x), dtype=bool)
-    for layer, p in zip(model.layers, pack_model(model)):
+    for layer, p in zip(model.layers, model_tables(model)):
         reach = np.abs(layer.base_weight).sum(axis=1) > 0 if model.base_fun != "zero" else np.zeros(layer.in_dim, bool)
         if c.oob == "extrapolate":
             reach = reach | layer.active.any(axis=1)
         with np.errstate(invalid="ignore"):
             bad |= ((np.abs(h) >= HUGE) & reach[None, :]).any(axis=1)
-            kw = dict(interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun)
-            sums = eval_layer(_identity_combine(p), h, **kw)
+            sums = eval_layer(_identity_combine(p), h)
             bad |= (np.isinf(sums) | (np.abs(sums) >= HUGE)).any(axis=1)
-            h = eval_layer(p, h, **kw)
+            h = eval_layer(p, h)
     return bad
 
 

@@ -15,8 +15,8 @@ from lutkan.compiler.quantize import quantize
 from lutkan.compiler.sampling import sample_points, tabulate_row
 from lutkan.contract import ContractOptions
 from lutkan.errors import UnsupportedModelError
-from lutkan.evaluators.packing import dequantize
 from lutkan.source import SourceLayer, SourceModel
+from lutkan.tables import dequantize
 
 __all__ = ["compile_model", "as_source"]
 
@@ -86,7 +86,7 @@ def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[
         n_sum=int(layer.n_sum), mult_groups=tuple(int(g) for g in layer.mult_groups),
         tab_error=np.zeros(E, dtype=np.float32),
     )
-    deq = dequantize(lut, opts).astype(np.float64)
+    deq = dequantize(lut.table, lut.scale, lut.offset).astype(np.float64)
     pred_mid = deq[:, :, 1:] if opts.interp == "nearest" else 0.5 * (deq[:, :, :-1] + deq[:, :, 1:])
     err = np.maximum(np.abs(deq - f).max(axis=2, initial=0), np.abs(pred_mid - f_mid).max(axis=2, initial=0))
     object.__setattr__(lut, "tab_error", err.max(axis=1, initial=0).astype(np.float32))

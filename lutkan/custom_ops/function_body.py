@@ -15,7 +15,7 @@ overload and runs the wrong body (measured, onnx 1.23.2), while ORT 1.32 and ``o
 Body (default variant ``vs_matmul``; ``X`` float32 (N, I), all other inputs initializers)::
 
     # folded by onnxruntime at session creation (inputs are initializers only):
-    dense  = Reshape(offset + scale*Cast(Table), [I*K*L, O])        # dequantize first (packing.py)
+    dense  = Reshape(offset + scale*Cast(Table), [I*K*L, O])        # dequantize first (lutkan/tables.py)
     VS     = [dense; 0-row; NaN-row_0..I-1] beside its in-segment slope T[r+1]-T[r]   -> [R, 2, O]
     # per call, on (N, I) tensors:
     x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx);  x_f = Clip(x_s, -+FLT_MAX)
@@ -43,7 +43,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS
+from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS, TARGET_OPSET
 
 VARIANTS = ("vs_matmul", "flat", "vs_reduce")
 """Edge-sum formulations: ``vs_matmul`` value+slope rows and one batched MatMul per sample;
@@ -155,7 +155,7 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
     hi = e.op("Gather", [bounds, e.const(1, np.int64)], "hi", axis=0)
     hi_idx = e.op("Gather", [bounds, e.const(2, np.int64)], "hi_idx", axis=0)
 
-    # dequantized (I, K, L, O) float32 samples, exactly packing.dequantize: offset + scale*float(q)
+    # dequantized (I, K, L, O) float32 samples, exactly tables.dequantize: offset + scale*float(q)
     tab = table if spec.scheme == "float32" else e.op("Cast", [table], "table_f32", to=_F)
     if quantized:
         tab = e.op("Mul", [e.op("Unsqueeze", [inputs["TableScale"], e.i64(2)], "scale4"), tab], "table_scaled")
@@ -313,8 +313,6 @@ def make_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
     Formal inputs/outputs are ``schema.INPUTS``/``OUTPUTS``; attribute defaults (``attribute_proto``)
     are the values the body implements (``L`` is informational: the body reads L from the table).
     """
-    from lutkan.exporter._versions import TARGET_OPSET
-
     nodes = emit_body(spec, {n: n for n in INPUTS}, OUTPUTS[0])
     defaults = {"L": L, **spec.attributes}
     attr_protos = [helper.make_attribute(name, defaults[name]) for name in ATTRIBUTES]

@@ -2,7 +2,8 @@
 
 Every view of the op is derived from this module: the model-local FunctionProto body
 (``function_body``), the bare custom-op node, the ``onnx.reference`` OpRun (``reference_op``)
-and the onnxruntime plugin kernel (``lutkan.runtime_ext``).
+and the onnxruntime plugin kernel (``lutkan.runtime_ext``). The arrays are the fields of
+``lutkan.tables.LayerTables`` (``op_inputs`` / ``tables_from_op`` map one to the other).
 
 ``Y = LUTKanEdge(X, Knots, Bounds, SegScale, BaseWeight, EdgeMask, Table[, TableScale[, TableOffset]])``
 evaluates every edge of one KAN layer and sums them per output (steps 1-7 of
@@ -29,72 +30,44 @@ Output:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from lutkan.artifact import LUTLayer
 from lutkan.contract import ContractOptions
-from lutkan.evaluators.packing import index_hi, segment_scales
+from lutkan.tables import LayerTables
 
 DOMAIN = "lutkan"
 OP_TYPE = "LUTKanEdge"
 OP_VERSION = 1
+TARGET_OPSET = 21
+"""Default-domain (``ai.onnx``) opset of the function body and of every graph lutkan writes."""
 
 INPUTS = ("X", "Knots", "Bounds", "SegScale", "BaseWeight", "EdgeMask", "Table", "TableScale", "TableOffset")
-OPTIONAL_INPUTS = ("TableScale", "TableOffset")
 OUTPUTS = ("Y",)
 ATTRIBUTES = {"L": int, "interp": str, "boundary": str, "oob": str, "base_fun": str}
 
-
-@dataclass(frozen=True, eq=False)
-class OpTensors:
-    """The initializer values of one layer's LUTKanEdge node (everything but X)."""
-
-    knots: np.ndarray
-    bounds: np.ndarray
-    seg_scale: np.ndarray
-    base_weight: np.ndarray
-    edge_mask: np.ndarray
-    table: np.ndarray
-    table_scale: np.ndarray | None
-    table_offset: np.ndarray | None
-
-    def named(self) -> dict[str, np.ndarray | None]:
-        """Input name -> array (None for an absent optional input), in schema order (X excluded)."""
-        return dict(zip(INPUTS[1:], (self.knots, self.bounds, self.seg_scale, self.base_weight, self.edge_mask,
-                                     self.table, self.table_scale, self.table_offset)))
+_FIELDS = {"Knots": "knots", "Bounds": "bounds", "SegScale": "seg_scale", "BaseWeight": "base_weight",
+           "EdgeMask": "edge_mask", "Table": "table", "TableScale": "table_scale", "TableOffset": "table_offset"}
+"""Formal input (all but X) -> ``LayerTables`` field, in schema order."""
 
 
-def op_tensors(layer: LUTLayer, opts: ContractOptions) -> OpTensors:
-    """Scatter a compiled layer into the op's dense per-input layout (stored dtype kept)."""
-    I, O, K, L = layer.in_dim, layer.out_dim, layer.n_segments, opts.L
-    knots = np.ascontiguousarray(layer.knots, dtype=np.float32)
-    bounds = np.stack([knots[:, 0], knots[:, -1], index_hi(knots, opts.boundary)]).astype(np.float32)
-    table = np.zeros((I, K, L, O), dtype=layer.table.dtype)
-    table[layer.edge_src, :, :, layer.edge_dst] = layer.table
-    scale = offset = None
-    if layer.scale is not None:
-        scale = np.ones((I, K, O), dtype=np.float32)
-        scale[layer.edge_src, :, layer.edge_dst] = layer.scale
-    if layer.offset is not None:
-        offset = np.zeros((I, K, O), dtype=np.float32)
-        offset[layer.edge_src, :, layer.edge_dst] = layer.offset
-    return OpTensors(knots=knots, bounds=bounds, seg_scale=segment_scales(knots, L),
-                     base_weight=np.ascontiguousarray(layer.base_weight, dtype=np.float32),
-                     edge_mask=layer.active.astype(np.float32), table=table, table_scale=scale, table_offset=offset)
+def op_inputs(t: LayerTables) -> dict[str, np.ndarray | None]:
+    """Formal input name -> array (None for an absent optional input), in schema order (X excluded)."""
+    return {name: getattr(t, field) for name, field in _FIELDS.items()}
 
 
-def op_attributes(opts: ContractOptions, base_fun: str) -> dict[str, int | str]:
-    return {"L": opts.L, "interp": opts.interp, "boundary": opts.boundary, "oob": opts.oob, "base_fun": base_fun}
+def op_attributes(options: ContractOptions, base_fun: str) -> dict[str, int | str]:
+    """The node attributes of a LUTKanEdge evaluating ``options`` with base function ``base_fun``."""
+    o = options
+    return {"L": o.L, "interp": o.interp, "boundary": o.boundary, "oob": o.oob, "base_fun": base_fun}
 
 
-def dequantized_dense(t: OpTensors) -> np.ndarray:
-    """(I*K*L, O) float32 table exactly as ``lutkan.evaluators.packing.dequantize`` computes it."""
-    q = t.table.astype(np.float32)
-    if t.table_scale is not None:
-        q = t.table_scale[:, :, None, :] * q
-    if t.table_offset is not None:
-        q = t.table_offset[:, :, None, :] + q
-    I, K, L, O = t.table.shape
-    return np.ascontiguousarray(q.reshape(I * K * L, O))
+def tables_from_op(arrays: dict[str, np.ndarray | None], attrs: dict) -> LayerTables:
+    """The ``LayerTables`` an op node computes (no node step), from its inputs by formal name and its
+    attributes. Values are taken as given: validate untrusted files first (``lutkan.runtime_ext.graph``)."""
+    table = arrays["Table"]
+    opts = ContractOptions(L=int(attrs["L"]), scheme=np.dtype(table.dtype).name, interp=attrs["interp"],
+                           boundary=attrs["boundary"], oob=attrs["oob"])
+    return LayerTables.build(knots=arrays["Knots"], bounds=arrays["Bounds"], seg_scale=arrays["SegScale"],
+                             base_weight=arrays["BaseWeight"], edge_mask=arrays["EdgeMask"], table=table,
+                             table_scale=arrays.get("TableScale"), table_offset=arrays.get("TableOffset"),
+                             options=opts, base_fun=attrs["base_fun"])

@@ -20,6 +20,8 @@ import numpy as np
 from lutkan.artifact import LUTModel
 from lutkan.contract import FLT_MAX
 from lutkan.evaluators.inputs import check_input
+from lutkan.evaluators.node_kernel import apply_nodes, combine_kernel
+from lutkan.tables import LayerTables, model_tables
 
 INTERP_CODES = {"linear": 0, "nearest": 1}
 OOB_CODES = {"clip": 0, "zero": 1, "extrapolate": 2}
@@ -151,43 +153,19 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
                             out[n, j] = np.float32(np.nan)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=False)
-def combine_kernel(s, subnode_scale, subnode_bias, n_sum, groups, node_scale, node_bias, out):
-    """Subnode affine -> multiplication groups -> node affine, row by row (float32)."""
-    N = s.shape[0]
-    G = groups.shape[0]
-    for n in range(N):
-        for j in range(n_sum):
-            out[n, j] = node_scale[j] * (subnode_scale[j] * s[n, j] + subnode_bias[j]) + node_bias[j]
-        c = n_sum
-        for g in range(G):
-            p = _F1
-            for r in range(groups[g]):
-                p = p * (subnode_scale[c] * s[n, c] + subnode_bias[c])
-                c += 1
-            q = n_sum + g
-            out[n, q] = node_scale[q] * p + node_bias[q]
-
-
 class EdgeSumKernel:
-    """The LUTKanEdge op itself (edge sums of one layer, no node affine), built from the op's
-    initializers: ``EdgeSumKernel(tensors, attrs)(x) -> (N, O)`` float32. Used by
-    ``NumbaEvaluator``, the onnxruntime plugin and benchmarks; never raises on float32 input of
-    the right width (callers validate shapes/dtypes first)."""
+    """The LUTKanEdge op itself (edge sums of one layer, no node step) over a ``LayerTables``:
+    ``EdgeSumKernel(tables)(x) -> (N, O)`` float32. Used by ``NumbaEvaluator``, the onnxruntime plugin and
+    benchmarks; never raises on float32 input of the right width (callers validate shapes/dtypes first)."""
 
-    def __init__(self, tensors, attrs: dict):
-        t = tensors
-        from lutkan.custom_ops.schema import dequantized_dense
-
-        self.knots = np.ascontiguousarray(t.knots, dtype=np.float32)
-        self.bounds = np.ascontiguousarray(t.bounds, dtype=np.float32)
-        self.seg_scale = np.ascontiguousarray(t.seg_scale, dtype=np.float32)
-        self.dense = dequantized_dense(t)
-        self.base_weight = np.ascontiguousarray(t.base_weight, dtype=np.float32)
-        self.edge_mask = np.ascontiguousarray(t.edge_mask, dtype=np.float32)
-        self.in_dim, self.out_dim = self.base_weight.shape
-        self.flags = (int(attrs["L"]), INTERP_CODES[attrs["interp"]], attrs["boundary"] == "closed",
-                      OOB_CODES[attrs["oob"]], BASE_CODES[attrs["base_fun"]])
+    def __init__(self, tables: LayerTables, arrays: dict[str, np.ndarray] | None = None):
+        """``arrays``: views of the edge arrays to use instead of ``tables``' own (``pack_network``)."""
+        o = tables.options
+        a = arrays if arrays is not None else {name: getattr(tables, name) for name in _EDGE_ARRAYS}
+        self.knots, self.bounds, self.seg_scale = a["knots"], a["bounds"], a["seg_scale"]
+        self.dense, self.base_weight, self.edge_mask = a["dense"], a["base_weight"], a["edge_mask"]
+        self.in_dim, self.out_dim = tables.in_dim, tables.out_dim
+        self.flags = (o.L, INTERP_CODES[o.interp], o.boundary == "closed", OOB_CODES[o.oob], BASE_CODES[tables.base_fun])
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
@@ -198,20 +176,24 @@ class EdgeSumKernel:
         return out
 
 
-# One record of int64 per layer in ``network_kernel``'s ``meta`` array (after the 2-entry header
-# n_layers, permute_input): shapes, contract flags, offsets into ``params`` / ``groups``.
+# ``network_kernel``'s ``meta`` array: a 2-entry header (n_layers, permute_input), then one record of
+# ``_R`` int64 per layer, field f of layer l at ``2 + l*_R + f``: shapes, contract flags, offsets into
+# ``params`` (edge arrays at M_OFF_EDGE, node vectors at M_OFF_NODES) and into ``groups``.
 _META = ("I", "O", "K", "L", "nearest", "closed", "oob", "base", "off_edge", "has_nodes", "n_sum", "n_nodes",
          "n_groups", "off_groups", "off_nodes")
 _R = len(_META)
+(M_I, M_O, M_K, M_L, M_NEAREST, M_CLOSED, M_OOB, M_BASE, M_OFF_EDGE, M_HAS_NODES, M_N_SUM, M_N_NODES, M_N_GROUPS,
+ M_OFF_GROUPS, M_OFF_NODES) = range(_R)
+_EDGE_ARRAYS = ("knots", "bounds", "seg_scale", "dense", "base_weight", "edge_mask")  # order in ``params``
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _layer(h, params, meta, groups, l, fs, ints):
     """One layer of ``network_kernel``: edge sums (``lut_layer_kernel``), then the node step if any."""
     m = meta[2 + l * _R: 2 + (l + 1) * _R]
-    I, O, K, L = m[0], m[1], m[2], m[3]
+    I, O, K, L = m[M_I], m[M_O], m[M_K], m[M_L]
     N = h.shape[0]
-    o = m[8]
+    o = m[M_OFF_EDGE]
     knots = params[o:o + I * (K + 1)].reshape((I, K + 1))
     o += I * (K + 1)
     bounds = params[o:o + 3 * I].reshape((3, I))
@@ -224,12 +206,13 @@ def _layer(h, params, meta, groups, l, fs, ints):
     o += I * O
     edge_mask = params[o:o + I * O].reshape((I, O))
     s = np.empty((N, O), np.float32)
-    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[4], m[5] != 0, m[6], m[7], s, fs, ints)
-    if m[9] == 0:
+    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[M_NEAREST], m[M_CLOSED] != 0,
+                     m[M_OOB], m[M_BASE], s, fs, ints)
+    if m[M_HAS_NODES] == 0:
         return s
-    n_sum, n_nodes, n_groups, og, on = m[10], m[11], m[12], m[13], m[14]
+    n_sum, n_nodes, og, on = m[M_N_SUM], m[M_N_NODES], m[M_OFF_GROUPS], m[M_OFF_NODES]
     out = np.empty((N, n_nodes), np.float32)
-    combine_kernel(s, params[on:on + O], params[on + O:on + 2 * O], n_sum, groups[og:og + n_groups],
+    combine_kernel(s, params[on:on + O], params[on + O:on + 2 * O], n_sum, groups[og:og + m[M_N_GROUPS]],
                    params[on + 2 * O:on + 2 * O + n_nodes], params[on + 2 * O + n_nodes:on + 2 * O + 2 * n_nodes], out)
     return out
 
@@ -238,7 +221,7 @@ def _layer(h, params, meta, groups, l, fs, ints):
 def network_kernel(x, input_id, params, meta, groups):
     """The whole network in one call: exactly the per-layer kernels of ``NumbaEvaluator`` in the same
     order (bit-identical), without a Python round trip per layer. ``x`` (N, n_inputs) float32 C-contiguous;
-    ``params``/``meta``/``groups`` are built by ``NumbaEvaluator`` (see ``_META``)."""
+    ``params``/``meta``/``groups`` are built by ``pack_network`` (see ``_META``)."""
     N = x.shape[0]
     fs = np.empty((4, N), np.float32)  # per-sample scratch shared by all layers
     ints = np.empty((3, N), np.int64)
@@ -256,67 +239,54 @@ def network_kernel(x, input_id, params, meta, groups):
     return h
 
 
+def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):
+    """``network_kernel``'s flat buffers ``(params float32, meta int64, groups int64)`` and, per layer, the
+    views of ``params`` holding its edge arrays (so the dequantized tables exist once)."""
+    chunks: list[np.ndarray] = []
+    placed: list[list[tuple[str, int, tuple]]] = []
+    meta = [len(tables), int(permute_input)]
+    groups: list[int] = []
+    off = 0
+    for t in tables:
+        o = t.options
+        rec = dict(I=t.in_dim, O=t.out_dim, K=t.n_segments, L=o.L, nearest=INTERP_CODES[o.interp],
+                   closed=int(o.boundary == "closed"), oob=OOB_CODES[o.oob], base=BASE_CODES[t.base_fun], off_edge=off,
+                   has_nodes=0, n_sum=0, n_nodes=0, n_groups=0, off_groups=0, off_nodes=0)
+        placed.append([])
+        for name in _EDGE_ARRAYS:
+            a = t.dequantized() if name == "dense" else getattr(t, name)  # not cached on t: one copy
+            placed[-1].append((name, off, a.shape))
+            chunks.append(a.ravel())
+            off += a.size
+        if t.nodes is not None:
+            st = t.nodes
+            rec.update(has_nodes=1, n_sum=st.n_sum, n_nodes=st.n_nodes, n_groups=len(st.mult_groups),
+                       off_groups=len(groups), off_nodes=off)
+            groups += list(st.mult_groups)
+            for a in (st.subnode_scale, st.subnode_bias, st.node_scale, st.node_bias):
+                chunks.append(np.ravel(a))
+                off += a.size
+        meta += [int(rec[k]) for k in _META]
+    params = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    views = [{name: params[o:o + int(np.prod(shape))].reshape(shape) for name, o, shape in layer} for layer in placed]
+    return params, np.asarray(meta, dtype=np.int64), np.asarray(groups if groups else [0], dtype=np.int64), views
+
+
 class NumbaEvaluator:
     """Evaluate a ``LUTModel`` with the Numba kernel (``__call__(x) -> (N, outputs)``); thread-safe.
 
     A full forward is one call of ``network_kernel`` over one flat float32 buffer holding every layer's
-    arrays (the per-layer ``EdgeSumKernel`` objects hold views of that buffer, so tables are stored once);
-    ``upto`` (the first layers only) runs the same kernels layer by layer from Python.
+    arrays (``pack_network``); ``upto`` (the first layers only) and ``forward_layers`` run the same kernels
+    layer by layer from Python (``EdgeSumKernel`` + the node kernel), bitwise equal.
     """
 
     def __init__(self, model: LUTModel):
-        from lutkan.custom_ops.schema import op_attributes, op_tensors
-
-        c = model.contract
         self.model = model
-        attrs = op_attributes(c, model.base_fun)
-        self.kernels = [EdgeSumKernel(op_tensors(layer, c), attrs) for layer in model.layers]
-        self.nodes = []
-        for layer in model.layers:
-            identity = (not layer.mult_groups and bool(np.all(layer.subnode_scale == 1))
-                        and bool(np.all(layer.node_scale == 1)) and not np.any(layer.subnode_bias)
-                        and not np.any(layer.node_bias))
-            self.nodes.append(None if identity else (
-                np.ascontiguousarray(layer.subnode_scale, np.float32), np.ascontiguousarray(layer.subnode_bias, np.float32),
-                layer.n_sum, np.asarray(layer.mult_groups, np.int64),
-                np.ascontiguousarray(layer.node_scale, np.float32), np.ascontiguousarray(layer.node_bias, np.float32),
-                layer.n_nodes))
+        self.tables = model_tables(model)
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
-        self._pack()
-
-    def _pack(self) -> None:
-        """Build ``network_kernel``'s flat buffers and rebind every kernel/node array to a view of them."""
-        names = ("knots", "bounds", "seg_scale", "dense", "base_weight", "edge_mask")
-        chunks: list[np.ndarray] = []
-        meta = [len(self.kernels), 0 if self._identity_input else 1]
-        groups: list[int] = []
-        off = 0
-        placed: list[tuple[object, str, int, tuple]] = []
-        for kern, nodes in zip(self.kernels, self.nodes):
-            L, nearest, closed, oob, base = kern.flags
-            rec = dict(I=kern.in_dim, O=kern.out_dim, K=kern.knots.shape[1] - 1, L=L, nearest=nearest,
-                       closed=int(closed), oob=oob, base=base, off_edge=off, has_nodes=0, n_sum=0, n_nodes=0,
-                       n_groups=0, off_groups=0, off_nodes=0)
-            for name in names:
-                a = getattr(kern, name)
-                placed.append((kern, name, off, a.shape))
-                chunks.append(a.ravel())
-                off += a.size
-            if nodes is not None:
-                sub_s, sub_b, n_sum, grp, node_s, node_b, n_nodes = nodes
-                rec.update(has_nodes=1, n_sum=n_sum, n_nodes=n_nodes, n_groups=len(grp), off_groups=len(groups),
-                           off_nodes=off)
-                groups += [int(g) for g in grp]
-                for a in (sub_s, sub_b, node_s, node_b):
-                    chunks.append(a.ravel())
-                    off += a.size
-            meta += [int(rec[k]) for k in _META]
-        self._params = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
-        self._meta = np.asarray(meta, dtype=np.int64)
-        self._groups = np.asarray(groups if groups else [0], dtype=np.int64)
-        for kern, name, start, shape in placed:  # one copy of the tables: the kernels view the flat buffer
-            setattr(kern, name, self._params[start:start + int(np.prod(shape))].reshape(shape))
+        self._params, self._meta, self._groups, views = pack_network(self.tables, not self._identity_input)
+        self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views)]
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
@@ -330,12 +300,7 @@ class NumbaEvaluator:
         h = check_input(x, self.model.n_inputs)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self._input_id])
-        for kern, nodes in zip(self.kernels[:upto], self.nodes[:upto]):
+        for kern, t in zip(self.kernels[:upto], self.tables[:upto]):
             s = kern(h)
-            if nodes is None:
-                h = s
-            else:
-                sub_s, sub_b, n_sum, groups, node_s, node_b, n_nodes = nodes
-                h = np.empty((s.shape[0], n_nodes), dtype=np.float32)
-                combine_kernel(s, sub_s, sub_b, n_sum, groups, node_s, node_b, h)
+            h = s if t.nodes is None else apply_nodes(t.nodes, s)
         return h

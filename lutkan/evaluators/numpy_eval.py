@@ -25,7 +25,7 @@ import numpy as np
 from lutkan.artifact import LUTModel
 from lutkan.contract import FLT_MAX
 from lutkan.evaluators.inputs import check_input
-from lutkan.evaluators.packing import PackedLayer, combine_nodes, pack_model
+from lutkan.tables import LayerTables, model_tables
 
 
 def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
@@ -38,11 +38,11 @@ def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
     return np.zeros_like(x_f)
 
 
-def eval_layer(p: PackedLayer, x: np.ndarray, *, interp: str, boundary: str, oob: str,
-               base_fun: str) -> np.ndarray:
-    """One layer (float32 (N, I) -> (N, n_nodes)) of the contract, vectorized over the batch."""
+def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
+    """One layer (float32 (N, I) -> (N, n_outputs)) of the contract, vectorized over the batch."""
     N, I = x.shape
-    K, L = p.K, p.L
+    K, L = p.n_segments, p.L
+    interp, boundary, oob = p.options.interp, p.options.boundary, p.options.oob
     with np.errstate(invalid="ignore", over="ignore"):
         nan = np.isnan(x)
         x_s = np.where(nan, p.lo, x)
@@ -77,11 +77,11 @@ def eval_layer(p: PackedLayer, x: np.ndarray, *, interp: str, boundary: str, oob
         if oob == "zero":
             v = np.where(in_dom[:, :, None], v, np.float32(0))
         s = v.sum(axis=1, dtype=np.float32)
-        s += base_branch(base_fun, x_f) @ p.base_weight
+        s += base_branch(p.base_fun, x_f) @ p.base_weight
         if nan.any():
             poisoned = (nan.astype(np.float32) @ p.active.astype(np.float32)) > 0
             s[poisoned] = np.nan
-        return combine_nodes(p, s).astype(np.float32, copy=False)
+        return s if p.nodes is None else p.nodes.apply(s).astype(np.float32, copy=False)
 
 
 class NumpyEvaluator:
@@ -89,11 +89,11 @@ class NumpyEvaluator:
 
     def __init__(self, model: LUTModel):
         self.model = model
-        self.packed = pack_model(model)
+        self.tables = model_tables(model)
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
-        c, m = self.model.contract, self.model
+        m = self.model
         h = check_input(x, m.n_inputs)[:, m.input_id]
-        for p in self.packed[:upto]:
-            h = eval_layer(p, h, interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=m.base_fun)
+        for p in self.tables[:upto]:
+            h = eval_layer(p, h)
         return h

@@ -25,8 +25,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lutkan.artifact import LUTModel, _to_json_value, to_bytes
-from lutkan.custom_ops.schema import INPUTS, op_tensors
+from lutkan.custom_ops.schema import INPUTS, op_inputs
 from lutkan.exporter._versions import FORMAT_VERSION, IR_VERSION, PRODUCER_NAME, producer_version
+from lutkan.nodes import NodeStep
+from lutkan.tables import LayerTables, model_tables
 
 BATCH = "batch"
 """Name of the dynamic batch dimension of ``x``, ``y`` and every intermediate."""
@@ -40,9 +42,9 @@ TENSOR_NAMES = {"Knots": "knots", "Bounds": "bounds", "SegScale": "seg_scale", "
 EdgeNodes = Callable[[int, dict[str, str | None], str], Sequence[onnx.NodeProto]]
 
 
-def layer_inputs(model: LUTModel, l: int, x: str) -> tuple[dict[str, str | None], list[onnx.TensorProto]]:
+def layer_inputs(tables: LayerTables, l: int, x: str) -> tuple[dict[str, str | None], list[onnx.TensorProto]]:
     """Formal input -> value name of layer ``l``'s LUTKanEdge (None if absent), and its initializers."""
-    tensors = op_tensors(model.layers[l], model.contract).named()
+    tensors = op_inputs(tables)
     names: dict[str, str | None] = {"X": x}
     inits = []
     for formal in INPUTS[1:]:
@@ -60,10 +62,9 @@ def node_inputs(names: dict[str, str | None]) -> list[str]:
     return [names[n] or "" for n in INPUTS]
 
 
-def _combine(model: LUTModel, l: int, s: str, out: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """Subnode affine -> multiplication groups -> node affine (float32, numpy_eval order), reading ``s``
-    and writing ``out``; no nodes at all when every step is the identity."""
-    layer = model.layers[l]
+def _combine(layer: NodeStep | None, l: int, s: str, out: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The node step (``lutkan.nodes``: subnode affine -> multiplication groups -> node affine, float32, in
+    ``NodeStep.apply``'s order), reading ``s`` and writing ``out``; no nodes at all for an identity step."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     steps: list[tuple[str, list[str], str, dict]] = []  # (op, inputs, node/value name, attrs)
@@ -76,6 +77,8 @@ def _combine(model: LUTModel, l: int, s: str, out: str) -> tuple[list[onnx.NodeP
         return init(name, np.asarray(values, dtype=np.int64))
 
     cur = s
+    if layer is None:
+        return nodes, inits
     if np.any(layer.subnode_scale != 1):
         steps.append(("Mul", [cur, init(f"kan{l}.subnode_scale", layer.subnode_scale)],
                       f"kan{l}.subnode_affine.scale", {}))
@@ -85,7 +88,7 @@ def _combine(model: LUTModel, l: int, s: str, out: str) -> tuple[list[onnx.NodeP
                       f"kan{l}.subnode_affine.bias", {}))
         cur = steps[-1][2]
     if layer.mult_groups:
-        n_sum, groups, O = layer.n_sum, layer.mult_groups, layer.out_dim
+        n_sum, groups, O = layer.n_sum, layer.mult_groups, len(layer.subnode_scale)
         axis1 = const_i64(f"kan{l}.mult.axis", [1])
         parts = []
         if n_sum:
@@ -141,11 +144,11 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
         h = "x_selected"
         infos.append(_value(h, ii.size))
     n_layers = len(model.layers)
-    for l, layer in enumerate(model.layers):
-        names, layer_inits = layer_inputs(model, l, h)
+    for l, (layer, tables) in enumerate(zip(model.layers, model_tables(model))):
+        names, layer_inits = layer_inputs(tables, l, h)
         inits += layer_inits
         out = OUTPUT_NAME if l == n_layers - 1 else f"h{l + 1}"
-        comb_nodes, comb_inits = _combine(model, l, f"kan{l}.edges", out)
+        comb_nodes, comb_inits = _combine(tables.nodes, l, f"kan{l}.edges", out)
         edges = f"kan{l}.edges" if comb_nodes else out
         nodes += list(edge_nodes(l, names, edges))
         nodes += comb_nodes

@@ -8,19 +8,15 @@ newest IR/opset, which onnxruntime may not implement): default-domain opset 21, 
 
 from __future__ import annotations
 
-from lutkan.custom_ops.schema import DOMAIN, OP_VERSION
+from lutkan.custom_ops.schema import OP_VERSION, TARGET_OPSET
 
-TARGET_OPSET = 21
-"""Default-domain (``ai.onnx``) opset of every graph and function body."""
 IR_VERSION = 10
 DOMAIN_VERSION = OP_VERSION
-CUSTOM_DOMAIN = DOMAIN
 
 PRODUCER_NAME = "lutkan"
 FORMAT_VERSION = 1
 """Version of the ONNX layout lutkan writes (names, metadata keys, op schema); bump on a change."""
 
-META_PREFIX = "lutkan."
 METADATA_KEYS = (
     "lutkan.format_version",  # int, FORMAT_VERSION
     "lutkan.form",  # function | standard | custom

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lutkan.artifact import LUTModel
 from lutkan.contract import ContractOptions
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OP_VERSION, op_attributes, op_tensors
+from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OP_VERSION, op_attributes, op_inputs
+from lutkan.tables import LayerTables
 from lutkan.source import SourceLayer, SourceModel
 
 _ROLE_NAMES = {"Knots": "knots", "Bounds": "bounds", "SegScale": "seg_scale", "BaseWeight": "base_weight",
@@ -104,7 +105,7 @@ def stand_in_export(model: LUTModel, *, decoy_function: bool = False) -> onnx.Mo
         if layer.mult_groups:
             raise NotImplementedError("the stand-in exporter has no multiplication nodes")
         names = [h]
-        for role, arr in op_tensors(layer, opts).named().items():
+        for role, arr in op_inputs(LayerTables.from_layer(layer, opts, model.base_fun)).items():
             if arr is None:
                 names.append("")
                 continue

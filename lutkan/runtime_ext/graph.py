@@ -26,8 +26,9 @@ import onnx.inliner
 from onnx import AttributeProto, numpy_helper
 
 from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, MAX_L, MIN_L, OOB_POLICIES
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OP_VERSION, OpTensors
+from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OP_VERSION, tables_from_op
 from lutkan.errors import OnnxModelError
+from lutkan.tables import LayerTables
 
 __all__ = ["PreparedNode", "read_model", "prepare", "is_lutkan_edge"]
 
@@ -41,7 +42,7 @@ class PreparedNode:
     """One validated LUTKanEdge node: its tables, attributes and widths."""
 
     where: str
-    tensors: OpTensors
+    tables: LayerTables
     attrs: dict
     in_dim: int
     out_dim: int
@@ -187,7 +188,7 @@ def _check_tensors(where: str, arrs: dict, L: int) -> tuple[int, int]:
     return I, O
 
 
-def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: set) -> tuple[OpTensors, dict, int, int]:
+def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: set) -> tuple[LayerTables, dict, int, int]:
     if len(node.output) != 1 or not node.output[0]:
         raise OnnxModelError(f"{where}: LUTKanEdge has exactly one output Y, got {list(node.output)}")
     n_in = len(node.input)
@@ -202,10 +203,7 @@ def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: se
     for role, name in zip(INPUTS[1:], list(node.input[1:]) + [""] * (len(INPUTS) - n_in)):
         arrs[role] = _table_array(where, role, name, scope, overridable) if name else None
     I, O = _check_tensors(where, arrs, attrs["L"])
-    t = OpTensors(knots=arrs["Knots"], bounds=arrs["Bounds"], seg_scale=arrs["SegScale"],
-                  base_weight=arrs["BaseWeight"], edge_mask=arrs["EdgeMask"], table=arrs["Table"],
-                  table_scale=arrs["TableScale"], table_offset=arrs["TableOffset"])
-    return t, attrs, I, O
+    return tables_from_op(arrs, attrs), attrs, I, O
 
 
 def _subgraphs(node: onnx.NodeProto):
@@ -274,7 +272,7 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
                 del node.attribute[:]
                 node.overload = ""
                 node.attribute.append(onnx.helper.make_attribute("kernel_key", key))
-                prepared.append(PreparedNode(where=where, tensors=tensors, attrs=attrs, in_dim=I, out_dim=O,
+                prepared.append(PreparedNode(where=where, tables=tensors, attrs=attrs, in_dim=I, out_dim=O,
                                              node=node))
             for g in _subgraphs(node):
                 walk(g, scope, owner)

@@ -146,7 +146,7 @@ def _build_kernel(p):
     from lutkan.evaluators.numba_eval import EdgeSumKernel
 
     try:
-        kernel = EdgeSumKernel(p.tensors, p.attrs)
+        kernel = EdgeSumKernel(p.tables)
         # Warm up here (JIT compile / cache load, and any error) rather than inside onnxruntime.
         y = kernel(np.zeros((1, p.in_dim), dtype=np.float32))
     except Exception as e:  # noqa: BLE001

@@ -1,0 +1,195 @@
+"""The runtime layout of one compiled layer: what every backend reads, built once.
+
+``LayerTables`` holds the arrays of one ``LUTKanEdge`` op (``lutkan.custom_ops.schema`` names them) plus
+the layer's node step. The NumPy reference, the Numba kernel, the ONNX graphs, the ``onnx.reference``
+OpRun and the onnxruntime plugin all read this one layout, so they share one set of rounding decisions
+(``docs/contract.md`` §2-3):
+
+* tables are dense per input, ``table`` (I, K, L, O) in the stored dtype, zero on inactive edges, with
+  ``table_scale``/``table_offset`` (I, K, O) for int8/uint8 (scale 1 / offset 0 on inactive edges);
+* ``dequantize``: ``offset + scale * float32(q)`` (uint8), ``scale * float32(q)`` (int8),
+  ``float32(t)`` (float tables): dequantize first, then interpolate;
+* ``seg_scale[i, k] = float32(L-1) / float32(t[i,k+1] - t[i,k])`` (0 for zero-width or non-finite), so
+  ``pos = (x_c - t_k) * seg_scale`` is one float32 multiply everywhere;
+* ``bounds`` rows ``lo = t_0``, ``hi = t_K`` and the indexing clip bound ``hi_idx`` (``t_K`` closed,
+  ``max(t_0, nextafter(t_K, -inf))`` half_open);
+* ``dense``: the dequantized tables as (I*K*L, O) float32 rows, row ``(i*K + k)*L + r``, so one gathered
+  row serves every output of an input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from lutkan.artifact import LUTLayer, LUTModel
+from lutkan.contract import ContractOptions
+from lutkan.nodes import NodeStep
+
+__all__ = ["LayerTables", "dequantize", "index_hi", "model_tables", "segment_scales"]
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray | None, offset: np.ndarray | None, *, axis: int = -1) -> np.ndarray:
+    """float32 samples of a stored table: ``offset + scale * float32(q)``.
+
+    ``scale``/``offset`` (when given) have ``q``'s shape without the sample axis ``axis``; this is the one
+    dequantizer of the project (compile-time error estimates and every backend use it).
+    """
+    v = q.astype(np.float32)
+    if scale is not None:
+        v = np.expand_dims(scale, axis) * v
+    if offset is not None:
+        v = np.expand_dims(offset, axis) + v
+    return v
+
+
+def segment_scales(knots: np.ndarray, L: int) -> np.ndarray:
+    """(I, K) float32 ``(L-1)/width`` per segment; 0 where the width is 0 or the ratio overflows."""
+    width = (knots[:, 1:] - knots[:, :-1]).astype(np.float32)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        s = np.float32(L - 1) / width
+    s[~np.isfinite(s) | (width <= 0)] = 0
+    return s.astype(np.float32)
+
+
+def index_hi(knots: np.ndarray, boundary: str) -> np.ndarray:
+    """(I,) float32 upper clip bound used for indexing."""
+    lo, hi = knots[:, 0], knots[:, -1]
+    if boundary == "closed":
+        return hi.astype(np.float32).copy()
+    return np.maximum(lo, np.nextafter(hi, np.float32(-np.inf))).astype(np.float32)
+
+
+def _c(a: np.ndarray | None, dtype=None) -> np.ndarray | None:
+    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerTables:
+    """One layer as the backends see it (I inputs, O outputs, K segments, L samples).
+
+    Attributes:
+        knots: float32 (I, K+1), nondecreasing per row.
+        bounds: float32 (3, I): ``lo``, ``hi``, ``hi_idx``.
+        seg_scale: float32 (I, K).
+        base_weight: float32 (I, O) ``mask * scale_base`` (0 off the edge list).
+        edge_mask: float32 (I, O), 1 on active edges (NaN poisoning).
+        table: (I, K, L, O) int8/uint8/float16/float32, zero on inactive edges.
+        table_scale, table_offset: float32 (I, K, O) or None.
+        options: the contract (``L``, ``scheme`` = the table dtype, ``interp``, ``boundary``, ``oob``).
+        base_fun: ``silu``, ``identity`` or ``zero``.
+        nodes: the layer's node step, or None when the op alone is the layer (an ONNX node).
+    Validation of untrusted values is the loader's job (``lutkan.artifact``, ``lutkan.runtime_ext.graph``).
+    """
+
+    knots: np.ndarray
+    bounds: np.ndarray
+    seg_scale: np.ndarray
+    base_weight: np.ndarray
+    edge_mask: np.ndarray
+    table: np.ndarray
+    table_scale: np.ndarray | None
+    table_offset: np.ndarray | None
+    options: ContractOptions
+    base_fun: str
+    nodes: NodeStep | None = None
+
+    @classmethod
+    def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> "LayerTables":
+        """Scatter a compiled layer (edge list layout) into the dense per-input layout (stored dtype kept)."""
+        I, O, K, L = layer.in_dim, layer.out_dim, layer.n_segments, options.L
+        knots = np.ascontiguousarray(layer.knots, dtype=np.float32)
+        table = np.zeros((I, K, L, O), dtype=layer.table.dtype)
+        table[layer.edge_src, :, :, layer.edge_dst] = layer.table
+        scale = offset = None
+        if layer.scale is not None:
+            scale = np.ones((I, K, O), dtype=np.float32)
+            scale[layer.edge_src, :, layer.edge_dst] = layer.scale
+        if layer.offset is not None:
+            offset = np.zeros((I, K, O), dtype=np.float32)
+            offset[layer.edge_src, :, layer.edge_dst] = layer.offset
+        step = layer.node_step
+        return cls.build(knots=knots, base_weight=layer.base_weight, edge_mask=layer.active.astype(np.float32),
+                         table=table, table_scale=scale, table_offset=offset, options=options, base_fun=base_fun,
+                         nodes=None if step.is_identity else step.astype(np.float32))
+
+    @classmethod
+    def build(cls, *, knots, base_weight, edge_mask, table, table_scale, table_offset, options: ContractOptions,
+              base_fun: str, nodes: NodeStep | None = None, bounds=None, seg_scale=None) -> "LayerTables":
+        """Construct, deriving ``bounds`` and ``seg_scale`` from the knots unless given (an op's inputs)."""
+        knots = _c(knots, np.float32)
+        if bounds is None:
+            bounds = np.stack([knots[:, 0], knots[:, -1], index_hi(knots, options.boundary)])
+        if seg_scale is None:
+            seg_scale = segment_scales(knots, options.L)
+        return cls(knots=knots, bounds=_c(bounds, np.float32), seg_scale=_c(seg_scale, np.float32),
+                   base_weight=_c(base_weight, np.float32), edge_mask=_c(edge_mask, np.float32),
+                   table=_c(table), table_scale=_c(table_scale, np.float32),
+                   table_offset=_c(table_offset, np.float32), options=options, base_fun=base_fun, nodes=nodes)
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.knots.shape[0])
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.base_weight.shape[1])
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.knots.shape[1]) - 1
+
+    @property
+    def L(self) -> int:
+        return self.options.L
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self.bounds[0]
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.bounds[1]
+
+    @property
+    def hi_idx(self) -> np.ndarray:
+        return self.bounds[2]
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the layer's result: its nodes, or the op's O outputs."""
+        return self.out_dim if self.nodes is None else self.nodes.n_nodes
+
+    def dequantized(self) -> np.ndarray:
+        """(I*K*L, O) float32 dequantized samples, row ``(i*K + k)*L + r`` (a new array on every call)."""
+        I, K, L, O = self.table.shape
+        v = dequantize(self.table, self.table_scale, self.table_offset, axis=2)
+        return np.ascontiguousarray(v.reshape(I * K * L, O))
+
+    @cached_property
+    def dense(self) -> np.ndarray:
+        """``dequantized()``, computed once and read-only."""
+        d = self.dequantized()
+        d.setflags(write=False)
+        return d
+
+    def input_slice(self, i: int) -> "LayerTables":
+        """Input ``i`` alone (one input, the same O outputs, no node step): the sum of its edges."""
+        s = slice(i, i + 1)
+        opt = (lambda a: None if a is None else a[s])
+        return LayerTables(knots=self.knots[s], bounds=self.bounds[:, s], seg_scale=self.seg_scale[s],
+                           base_weight=self.base_weight[s], edge_mask=self.edge_mask[s], table=self.table[s],
+                           table_scale=opt(self.table_scale), table_offset=opt(self.table_offset),
+                           options=self.options, base_fun=self.base_fun)
+
+    @cached_property
+    def active(self) -> np.ndarray:
+        """(I, O) bool: active edges."""
+        return self.edge_mask != 0
+
+
+def model_tables(model: LUTModel) -> tuple[LayerTables, ...]:
+    """Every layer of a compiled model in the runtime layout."""
+    return tuple(LayerTables.from_layer(layer, model.contract, model.base_fun) for layer in model.layers)
