@@ -42,22 +42,30 @@ def base_function(name: str, x: np.ndarray) -> np.ndarray:
     raise UnsupportedModelError(f"base_fun {name!r} is not supported; use silu, identity or zero")
 
 
-def bspline_basis(x: np.ndarray, grid: np.ndarray, k: int) -> np.ndarray:
-    """pykan ``B_batch``: Cox-de Boor on one knot row, half-open indicator, nan_to_num per level.
+def bspline_basis(x: np.ndarray, grid: np.ndarray, k: int, *, order0: np.ndarray | None = None) -> np.ndarray:
+    """pykan ``B_batch``: Cox-de Boor on one knot row, ``nan_to_num`` after every level (the one
+    implementation of the recursion; the Numba baselines in ``lutkan.evaluators.bspline_kernels`` are its
+    per-sample forms).
 
     Args:
-        x: (N,) samples. grid: (K+1,) extended knots. k: spline order.
+        x: (N,) samples; the arithmetic is done in x's float dtype (float64 for anything else).
+        grid: (K+1,) extended knots. k: spline order.
+        order0: (N, K) order-0 basis to start from; default pykan's half-open indicator
+            ``t_m <= x < t_{m+1}`` (the compiler passes the span a sample belongs to instead).
     Returns:
         (N, K-k) basis values (K+1 knots give K-k = G+k basis functions).
     """
-    x = np.asarray(x, dtype=np.float64)[:, None]
-    t = np.asarray(grid, dtype=np.float64)[None, :]
-    B = ((x >= t[:, :-1]) & (x < t[:, 1:])).astype(np.float64)
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    xc = x[:, None]
+    t = np.asarray(grid, dtype=x.dtype)
+    B = ((xc >= t[:-1]) & (xc < t[1:])).astype(x.dtype) if order0 is None else order0.astype(x.dtype)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for p in range(1, k + 1):
-            left = (x - t[:, : -(p + 1)]) / (t[:, p:-1] - t[:, : -(p + 1)])
-            right = (t[:, p + 1 :] - x) / (t[:, p + 1 :] - t[:, 1:-p])
-            B = np.nan_to_num(left * B[:, :-1] + right * B[:, 1:])
+            left = (xc - t[: -(p + 1)]) / (t[p:-1] - t[: -(p + 1)])
+            right = (t[p + 1 :] - xc) / (t[p + 1 :] - t[1:-p])
+            B = np.nan_to_num(left * B[:, :-1] + right * B[:, 1:], copy=False)
     return B
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lutkan.errors import InputError, LutKanError
-from lutkan.evaluators.bspline import BSplineModel, full_basis_numpy
+from lutkan.evaluators.bspline import BSplineModel
 from lutkan.source import SourceLayer, SourceModel, bspline_basis
 
 # the float64 reference itself warns on the NaN/inf inputs these tests feed it on purpose
@@ -204,13 +204,21 @@ def check_all(model: SourceModel, x: np.ndarray, *, f32: bool = True, f32_layerw
 # ------------------------------------------------------------------------------------------------
 
 
-def test_full_basis_numpy_is_b_batch_bitwise():
+def test_bspline_basis_is_pykan_b_batch():
+    """The one Cox-de Boor implementation (float64 and float32) against pykan's own ``B_batch``."""
+    torch = pytest.importorskip("torch")
+    spline = pytest.importorskip("kan.spline")
     rng = np.random.default_rng(1)
     for kind in ("uniform", "nonuniform", "repeated", "degenerate"):
         for k in range(1, 6):
             t = knot_row(rng, kind, 4, k)
             x = np.concatenate([rng.uniform(-3, 3, 50), t, [np.nan, np.inf, -np.inf]])
-            np.testing.assert_array_equal(full_basis_numpy(x, t, k), bspline_basis(x, t, k))
+            for dt, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+                ref = spline.B_batch(torch.from_numpy(x.astype(dt)[:, None]), torch.from_numpy(t.astype(dt)[None, :]),
+                                     k=k)[:, 0, :].numpy()
+                got = bspline_basis(x.astype(dt), t.astype(dt), k)
+                assert got.dtype == dt
+                np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=f"{kind} k={k} {dt.__name__}")
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])

@@ -22,7 +22,6 @@ from onnx.reference import ReferenceEvaluator
 
 import lutkan
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
-from lutkan.custom_ops.function_body import VARIANTS
 from lutkan.custom_ops.reference_op import LUTKanEdge
 from lutkan.errors import UnsupportedModelError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
@@ -61,17 +60,15 @@ def test_forms_equal_numpy(scheme, interp, boundary, oob):
     assert_outputs_close(ref_run(custom, x, new_ops=[LUTKanEdge]), ref, rel=REL, what="ReferenceEvaluator custom op")
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("interp,oob", [("linear", "extrapolate"), ("nearest", "extrapolate"), ("linear", "zero"),
                                         ("nearest", "clip")])
-@pytest.mark.parametrize("nan", ["rows", "mask"])
-def test_body_variants_equal_numpy(variant, interp, oob, nan):
+def test_body_equals_numpy(interp, oob):
     model = lutkan.compile_model(_SRC, ContractOptions(L=16, scheme="uint8", interp=interp, oob=oob,
                                                        boundary="half_open"))
     x = probe_inputs(model, 300, seed=3)
-    proto = function_model(model, body_spec(model, variant, nan=nan))
+    proto = function_model(model, body_spec(model))
     onnx.checker.check_model(proto, full_check=True)
-    assert_outputs_close(ort_run(proto, x), NumpyEvaluator(model)(x), rel=REL, what=f"{variant}/{nan}")
+    assert_outputs_close(ort_run(proto, x), NumpyEvaluator(model)(x), rel=REL, what=f"{interp}/{oob}")
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
@@ -131,10 +128,9 @@ def test_onnxslim_and_inliner_keep_function_model_valid_and_equal():
 
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**31 - 1), L=st.sampled_from([2, 3, 5, 16]), scheme=st.sampled_from(SCHEMES),
-       interp=st.sampled_from(INTERPS), boundary=st.sampled_from(BOUNDARIES), oob=st.sampled_from(OOB_POLICIES),
-       variant=st.sampled_from(VARIANTS))
-def test_random_models_with_repeated_knots(seed, L, scheme, interp, boundary, oob, variant):
-    """Small random models, tiny L, repeated interior knots (zero-width segments), every body variant."""
+       interp=st.sampled_from(INTERPS), boundary=st.sampled_from(BOUNDARIES), oob=st.sampled_from(OOB_POLICIES))
+def test_random_models_with_repeated_knots(seed, L, scheme, interp, boundary, oob):
+    """Small random models, tiny L, repeated interior knots (zero-width segments)."""
     rng = np.random.default_rng(seed)
     width = [int(rng.integers(1, 6)) for _ in range(int(rng.integers(2, 4)))]
     src = random_source(width, G=int(rng.integers(1, 6)), k=int(rng.integers(1, 4)), seed=seed,
@@ -158,4 +154,4 @@ def test_random_models_with_repeated_knots(seed, L, scheme, interp, boundary, oo
     x = probe_inputs(model, 150, seed=seed)
     ref = NumpyEvaluator(model)(x)
     for form in ("function", "standard"):
-        assert_outputs_close(ort_run(export(model, form, variant=variant), x), ref, rel=REL, what=form)
+        assert_outputs_close(ort_run(export(model, form), x), ref, rel=REL, what=form)

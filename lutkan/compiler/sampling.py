@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lutkan.source import SourceLayer
+from lutkan.source import SourceLayer, bspline_basis
 
 
 def sample_points(knots32: np.ndarray, L: int) -> np.ndarray:
@@ -35,20 +35,14 @@ def _basis_in_span(x: np.ndarray, grid: np.ndarray, k: int, span: np.ndarray) ->
     needs the segment's own polynomial (the left limit). Where the span has zero width, pykan's
     value at x (right-continuous) is used instead.
     """
-    t = np.asarray(grid, dtype=np.float64)[None, :]
-    xx = x[:, None]
-    nseg = t.shape[1] - 1
-    B = np.zeros((x.shape[0], nseg))
-    B[np.arange(x.shape[0]), span] = 1.0
-    zero_width = t[0, span + 1] <= t[0, span]
+    t = np.asarray(grid, dtype=np.float64)
+    B0 = np.zeros((x.shape[0], t.shape[0] - 1))
+    B0[np.arange(x.shape[0]), span] = 1.0
+    zero_width = t[span + 1] <= t[span]
     if np.any(zero_width):
-        B[zero_width] = ((xx[zero_width] >= t[:, :-1]) & (xx[zero_width] < t[:, 1:])).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for p in range(1, k + 1):
-            left = (xx - t[:, : -(p + 1)]) / (t[:, p:-1] - t[:, : -(p + 1)])
-            right = (t[:, p + 1 :] - xx) / (t[:, p + 1 :] - t[:, 1:-p])
-            B = np.nan_to_num(left * B[:, :-1] + right * B[:, 1:])
-    return B
+        xz = x[zero_width][:, None]
+        B0[zero_width] = ((xz >= t[:-1]) & (xz < t[1:])).astype(np.float64)
+    return bspline_basis(x, t, k, order0=B0)
 
 
 def tabulate_row(layer: SourceLayer, i: int, xs: np.ndarray, symbolic_enabled: bool) -> np.ndarray:

@@ -12,7 +12,7 @@ attribute values (the node attributes repeat them; the FunctionProto's attribute
 Overloaded FunctionProtos (``overload`` field) were rejected: onnx's ``ReferenceEvaluator`` ignores the
 overload and runs the wrong body (measured, onnx 1.23.2), while ORT 1.32 and ``onnx.inliner`` honour it.
 
-Body (default variant ``vs_matmul``; ``X`` float32 (N, I), all other inputs initializers)::
+Body (``X`` float32 (N, I), all other inputs initializers)::
 
     # folded by onnxruntime at session creation (inputs are initializers only):
     dense  = Reshape(offset + scale*Cast(Table), [I*K*L, O])        # dequantize first (lutkan/tables.py)
@@ -45,18 +45,6 @@ from onnx import TensorProto, helper, numpy_helper
 from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES
 from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS, TARGET_OPSET
 
-VARIANTS = ("vs_matmul", "flat", "vs_reduce")
-"""Edge-sum formulations: ``vs_matmul`` value+slope rows and one batched MatMul per sample;
-``flat`` two row Gathers, lerp and ReduceSum (the reference's literal order); ``vs_reduce``
-value+slope rows, Split, ``v + w*s`` and ReduceSum."""
-DEFAULT_VARIANT = "vs_matmul"
-NAN_MODES = ("rows", "mask")
-"""NaN poisoning: ``rows`` redirects NaN inputs to per-input NaN table rows; ``mask`` re-injects NaN
-with ``Where(MatMul(Cast(IsNaN(X)), EdgeMask) > 0, NaN, Y)``."""
-SILU_MODES = ("exp", "sigmoid")
-"""``exp``: ``x*(1/(1+Exp(-x)))`` as the reference; ``sigmoid``: ``x*Sigmoid(x)`` (onnxruntime's
-Sigmoid is a polynomial with ~1e-7 absolute error and is not 0 below x=-17)."""
-
 _F = TensorProto.FLOAT
 _I64 = TensorProto.INT64
 
@@ -70,14 +58,10 @@ class BodySpec:
     oob: str
     base_fun: str
     scheme: str
-    variant: str = DEFAULT_VARIANT
-    nan: str = "rows"
-    silu: str = "exp"
 
     def __post_init__(self) -> None:
         for name, legal in (("interp", INTERPS), ("boundary", BOUNDARIES), ("oob", OOB_POLICIES),
-                            ("base_fun", BASE_FUNS), ("scheme", SCHEMES), ("variant", VARIANTS),
-                            ("nan", NAN_MODES), ("silu", SILU_MODES)):
+                            ("base_fun", BASE_FUNS), ("scheme", SCHEMES)):
             if getattr(self, name) not in legal:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {legal}")
 
@@ -140,10 +124,7 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
         raise ValueError(f"scheme {spec.scheme} needs the TableScale input")
     if spec.scheme == "uint8" and not inputs.get("TableOffset"):
         raise ValueError("scheme uint8 needs the TableOffset input")
-    nan_rows_mode = spec.nan == "rows"
-    line = spec.uses_line
-    flat_pairs = spec.variant == "flat" and line  # `flat` gathers row and row+1: special rows come in pairs
-    vs = line and spec.variant != "flat"  # value+slope table
+    vs = spec.uses_line  # value+slope table
 
     # ================= derived tables: inputs are initializers only, folded at session creation =========
     shp = e.op("Shape", [table], "table_shape")  # [I, K, L, O]
@@ -169,27 +150,21 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
     dense = e.op("Reshape", [tab, shape_rows], "dense")  # row (i*K + k)*L + r
     n_dense = e.op("Slice", [e.op("Shape", [dense], "dense_shape"), e.i64(0), e.i64(1)], "n_dense")  # [1] = I*K*L
 
-    # special rows after `dense`: [zero row (oob=zero)] [NaN row of each input (nan=rows)]; pairs for `flat`
-    pair = 2 if flat_pairs else 1
+    # special rows after `dense`: [zero row (oob=zero)] [NaN row of each input]
     specials, n_special = [], 0
     shape_1O = e.op("Concat", [e.i64(1), dim["O"]], "shape_1_O", axis=0)
-    if spec.oob == "zero" or flat_pairs:  # `flat`: also keeps row+1 of the very last sample finite
+    if spec.oob == "zero":
         zero_row = e.op("ConstantOfShape", [shape_1O], "zero_row",
                         value=numpy_helper.from_array(np.zeros(1, np.float32)))
-        specials += [zero_row] * pair
-        n_special += pair
-    if nan_rows_mode:
-        nan_rows = e.op("Where", [e.op("Equal", [edge_mask, e.const(0)], "inactive"), e.const(0), e.const(np.nan)],
-                        "nan_rows")  # [I, O]: NaN on active edges
-        if pair == 2:
-            n3 = e.op("Unsqueeze", [nan_rows, e.i64(1)], "nan_rows3")
-            nan_rows = e.op("Reshape", [e.op("Concat", [n3, n3], "nan_pairs", axis=1), shape_rows], "nan_rows2")
-        specials.append(nan_rows)
-        ar_I = e.op("Range", [e.const(0, np.int64), e.op("Squeeze", [dim["I"]], "I_scalar"), e.const(1, np.int64)],
-                    "arange_I")
-        nan_row_idx = e.op("Add", [e.op("Mul", [ar_I, e.i64(pair)], "nan_row_step"),
-                                   e.op("Add", [n_dense, e.i64(n_special)], "nan_row_first")], "nan_row_idx")  # [I]
-    values = e.op("Concat", [dense] + specials, "values", axis=0) if specials else dense  # [R, O]
+        specials.append(zero_row)
+        n_special += 1
+    nan_rows = e.op("Where", [e.op("Equal", [edge_mask, e.const(0)], "inactive"), e.const(0), e.const(np.nan)],
+                    "nan_rows")  # [I, O]: NaN on active edges
+    specials.append(nan_rows)
+    ar_I = e.op("Range", [e.const(0, np.int64), e.op("Squeeze", [dim["I"]], "I_scalar"), e.const(1, np.int64)],
+                "arange_I")
+    nan_row_idx = e.op("Add", [ar_I, e.op("Add", [n_dense, e.i64(n_special)], "nan_row_first")], "nan_row_idx")  # [I]
+    values = e.op("Concat", [dense] + specials, "values", axis=0)  # [R, O]
     if vs:  # in-segment slope T[r+1] - T[r]; 0 at r = L-1 and on special rows
         shape_seg = e.op("Concat", [e.i64(-1), dim["L"], dim["O"]], "shape_seg", axis=0)
         seg = e.op("Reshape", [dense, shape_seg], "dense_seg")
@@ -197,14 +172,13 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
                             e.op("Slice", [seg, e.i64(0), e.i64(-1), e.i64(1)], "seg_prev")], "seg_slope")
         slopes = e.op("Reshape", [e.op("Pad", [diff, e.i64(0, 0, 0, 0, 1, 0), e.const(0)], "seg_slope_padded"),
                                   shape_rows], "slopes_dense")
-        if specials:
-            shape_special = e.op("Sub", [e.op("Shape", [values], "values_shape"),
-                                         e.op("Shape", [dense], "dense_shape2")], "special_rows_shape")  # [n, 0]
-            shape_special = e.op("Add", [shape_special, e.op("Concat", [e.i64(0), dim["O"]], "shape_0_O", axis=0)],
-                                 "special_shape")
-            slopes = e.op("Concat", [slopes, e.op("ConstantOfShape", [shape_special], "special_slopes",
-                                                  value=numpy_helper.from_array(np.zeros(1, np.float32)))],
-                          "slopes", axis=0)
+        shape_special = e.op("Sub", [e.op("Shape", [values], "values_shape"),
+                                     e.op("Shape", [dense], "dense_shape2")], "special_rows_shape")  # [n, 0]
+        shape_special = e.op("Add", [shape_special, e.op("Concat", [e.i64(0), dim["O"]], "shape_0_O", axis=0)],
+                             "special_shape")
+        slopes = e.op("Concat", [slopes, e.op("ConstantOfShape", [shape_special], "special_slopes",
+                                              value=numpy_helper.from_array(np.zeros(1, np.float32)))],
+                      "slopes", axis=0)
         table_vs = e.op("Concat", [e.op("Unsqueeze", [values, e.i64(1)], "values3"),
                                    e.op("Unsqueeze", [slopes, e.i64(1)], "slopes3")], "value_slope", axis=1)  # [R,2,O]
     # per-input lookup tables, transposed to (K-1 | K, I) so the batch broadcasts over whole rows
@@ -257,25 +231,12 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
     row = e.op("Clip", [row, e.const(0, np.int64), max_row], "row")  # guard: never index out of range
     if spec.oob == "zero":
         row = e.op("Where", [in_dom, row, e.op("Squeeze", [n_dense], "zero_row_idx")], "row_oob")
-    if nan_rows_mode:
-        row = e.op("Where", [is_nan, nan_row_idx, row], "row_final")
+    row = e.op("Where", [is_nan, nan_row_idx, row], "row_final")
 
     # ================= step 4 + 6: tabulated terms summed over inputs =================
     if coef is None:
         edge_sum = e.op("ReduceSum", [e.op("Gather", [values, row], "v", axis=0), e.i64(1)], "edge_sum", keepdims=0)
-    elif spec.variant == "flat":
-        a = e.op("Gather", [values, row], "t_a", axis=0)
-        b = e.op("Gather", [values, e.op("Add", [row, e.const(1, np.int64)], "row_next")], "t_b", axis=0)
-        v = e.op("Add", [a, e.op("Mul", [e.op("Unsqueeze", [coef, e.i64(2)], "w3"), e.op("Sub", [b, a], "t_diff")],
-                                 "w_diff")], "v")
-        edge_sum = e.op("ReduceSum", [v, e.i64(1)], "edge_sum", keepdims=0)
-    elif spec.variant == "vs_reduce":
-        g = e.op("Gather", [table_vs, row], "vs_rows", axis=0)  # [N, I, 2, O]
-        val = e.op("Gather", [g, e.const(0, np.int64)], "t_val", axis=2)
-        slo = e.op("Gather", [g, e.const(1, np.int64)], "t_slope", axis=2)
-        v = e.op("Add", [val, e.op("Mul", [e.op("Unsqueeze", [coef, e.i64(2)], "w3"), slo], "w_slope")], "v")
-        edge_sum = e.op("ReduceSum", [v, e.i64(1)], "edge_sum", keepdims=0)
-    else:  # vs_matmul: sum_i 1*value + w*slope as one (1 x 2I) @ (2I x O) product per sample
+    else:  # sum_i 1*value + w*slope as one (1 x 2I) @ (2I x O) product per sample
         g = e.op("Reshape", [e.op("Gather", [table_vs, row], "vs_rows", axis=0),
                              e.op("Concat", [e.i64(0, -1), dim["O"]], "shape_N_2I_O", axis=0)], "vs_rows_2I")
         w3 = e.op("Unsqueeze", [coef, e.i64(2)], "w3")
@@ -289,18 +250,11 @@ def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix
     else:
         if spec.base_fun == "identity":
             base = x_f
-        elif spec.silu == "exp":  # x * (1 / (1 + exp(-x))), as numpy_eval.base_branch
+        else:  # x * (1 / (1 + exp(-x))), as numpy_eval.base_branch (not Sigmoid: onnxruntime's is an approximation)
             sig = e.op("Reciprocal", [e.op("Add", [e.const(1), e.op("Exp", [e.op("Neg", [x_f], "neg_x_f")], "exp_neg")],
                                            "one_plus_exp")], "sigmoid")
             base = e.op("Mul", [x_f, sig], "silu")
-        else:
-            base = e.op("Mul", [x_f, e.op("Sigmoid", [x_f], "sigmoid")], "silu")
         y = e.op("Add", [edge_sum, e.op("MatMul", [base, base_weight], "base_sum")], "y_sum")
-
-    # ================= step 7 (mask mode): NaN on every active edge of a NaN input =================
-    if not nan_rows_mode:
-        hits = e.op("MatMul", [e.op("Cast", [is_nan], "is_nan_f", to=_F), edge_mask], "nan_hits")
-        y = e.op("Where", [e.op("Greater", [hits, e.const(0)], "poisoned"), e.const(np.nan), y], "y_poisoned")
     last = e.nodes[-1]
     assert list(last.output) == [y]
     last.output[0] = output
@@ -317,7 +271,7 @@ def make_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
     defaults = {"L": L, **spec.attributes}
     attr_protos = [helper.make_attribute(name, defaults[name]) for name in ATTRIBUTES]
     doc = (f"LUTKanEdge body specialized for interp={spec.interp}, boundary={spec.boundary}, oob={spec.oob}, "
-           f"base_fun={spec.base_fun}, {spec.scheme} tables (variant {spec.variant}); other attribute values "
+           f"base_fun={spec.base_fun}, {spec.scheme} tables; other attribute values "
            f"need the lutkan onnxruntime plugin. See docs/op-schema.md.")
     return helper.make_function(DOMAIN, OP_TYPE, list(INPUTS), list(OUTPUTS), nodes,
                                 [helper.make_opsetid("", TARGET_OPSET)], attribute_protos=attr_protos, doc_string=doc)

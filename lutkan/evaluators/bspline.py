@@ -43,7 +43,8 @@ Semantics reproduced (all four paths):
   NaN in every subnode of that layer with silu/identity base; ``silu(-inf) = NaN``, ``silu(+inf) =
   +inf``). ``base_fun="zero"`` gives exactly 0 like the reference's ``np.zeros_like`` (note: pykan
   itself uses ``x*0.``, which is NaN for NaN/inf inputs; we follow the reference);
-* subnode affine -> multiplication groups -> node affine, as ``SourceLayer.combine_nodes``.
+* subnode affine -> multiplication groups -> node affine, as ``lutkan.nodes.NodeStep`` (NumPy) and
+  ``lutkan.evaluators.node_kernel`` (Numba).
 
 Symbolic edges (``source.symbolic_enabled`` and a non-zero symbolic mask) are evaluated with
 ``SourceLayer.symbolic_term`` in float64 NumPy *outside* the kernels and added to the edge sums
@@ -57,13 +58,13 @@ float32); the strong kernels do not compute those ratios. The naive kernels do (
 
 from __future__ import annotations
 
-import math
-
-import numba
 import numpy as np
 
 from lutkan.errors import InputError, LutKanError, UnsupportedModelError
-from lutkan.source import SourceLayer, SourceModel
+from lutkan.evaluators.bspline_kernels import naive_layer_kernel, strong_layer_kernel
+from lutkan.evaluators.inputs import check_input
+from lutkan.evaluators.node_kernel import apply_nodes
+from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
 from lutkan.symbolic import symbolic_function
 
 BACKENDS = ("numpy", "numba")
@@ -71,186 +72,6 @@ METHODS = ("naive", "strong")
 BASE_CODES = {"silu": 0, "identity": 1, "zero": 2}
 
 _NUMPY_STRONG_CHUNK = 1 << 22  # elements of the (rows, I*(K+k)) basis matrix per NumPy chunk (16 MB f32)
-_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
-
-
-# ----------------------------------------------------------------------------------------------
-# Numba kernels (generic over float32 / float64: every scalar keeps the arrays' dtype)
-# ----------------------------------------------------------------------------------------------
-
-
-@numba.njit(**_JIT)
-def _base_value(xv, base, zero, one):
-    """silu (stable, like ``lutkan.source.silu``), identity or zero, in xv's dtype."""
-    if base == 0:
-        e = math.exp(-abs(xv))
-        if xv >= zero:
-            return xv * (one / (one + e))
-        return xv * (e / (one + e))
-    if base == 1:
-        return xv
-    return zero
-
-
-@numba.njit(**_JIT)
-def naive_layer_kernel(x, knots, coef, wb, active, k, base, out):
-    """Edge sums of one layer, full Cox-de Boor per edge (the paper's naive baseline).
-
-    x (N, I); knots (I, K+1); coef (I, O, K-k) with mask*scale_sp folded in; wb (I, O) =
-    mask*scale_base; active (I, O) uint8 (spline computed only where mask != 0); out (N, O).
-    """
-    N, I = x.shape
-    K = knots.shape[1] - 1
-    O = out.shape[1]
-    nb = K - k
-    consts = np.zeros(2, dtype=out.dtype)
-    consts[1] = 1
-    zero = consts[0]
-    one = consts[1]
-    B = np.empty(K, dtype=out.dtype)  # scratch, reused for every edge
-    for n in range(N):
-        o = out[n]
-        for j in range(O):
-            o[j] = zero
-        for i in range(I):
-            xv = x[n, i]
-            bv = _base_value(xv, base, zero, one)
-            t = knots[i]
-            w = wb[i]
-            act = active[i]
-            for j in range(O):
-                acc = w[j] * bv
-                if act[j] != 0:
-                    # order 0: half-open indicator over every interval of the extended grid
-                    for m in range(K):
-                        B[m] = one if (t[m] <= xv and xv < t[m + 1]) else zero
-                    for p in range(1, k + 1):
-                        for m in range(K - p):
-                            v = ((xv - t[m]) / (t[m + p] - t[m]) * B[m]
-                                 + (t[m + p + 1] - xv) / (t[m + p + 1] - t[m + 1]) * B[m + 1])
-                            if v != v:  # torch.nan_to_num after every level
-                                v = zero
-                            B[m] = v
-                    c = coef[i, j]
-                    spl = zero
-                    for m in range(nb):
-                        spl += B[m] * c[m]
-                    acc += spl
-                o[j] += acc
-
-
-@numba.njit(**_JIT)
-def strong_layer_kernel(x, knotsp, coefp, wb, k, base, out):
-    """Edge sums of one layer with local de Boor (k+1 basis values per (sample, input), shared).
-
-    x (N, I); knotsp (I, K+1+2k) = row i's knots with the end knots repeated k times on each side
-    (keeps every index in range; the padded functions hit only zero coef rows); coefp (I, K+k, O)
-    where row mu_real + r holds basis mu_real - k + r (zero rows for the non-existent ones);
-    wb (I, O); out (N, O).
-    """
-    N, I = x.shape
-    K = knotsp.shape[1] - 1 - 2 * k
-    O = out.shape[1]
-    consts = np.zeros(2, dtype=out.dtype)
-    consts[1] = 1
-    zero = consts[0]
-    one = consts[1]
-    Nv = np.empty(k + 1, dtype=out.dtype)
-    left = np.empty(k + 1, dtype=out.dtype)
-    right = np.empty(k + 1, dtype=out.dtype)
-    for n in range(N):
-        o = out[n]
-        for j in range(O):
-            o[j] = zero
-        for i in range(I):
-            xv = x[n, i]
-            bv = _base_value(xv, base, zero, one)
-            w = wb[i]
-            for j in range(O):
-                o[j] += w[j] * bv
-            t = knotsp[i]
-            if not (xv >= t[k] and xv < t[k + K]):  # outside [t_0, t_K), NaN, degenerate row
-                continue
-            a = k + 1
-            b = k + K
-            while a < b:  # first padded index in (k, k+K] with t > xv
-                mid = (a + b) >> 1
-                if t[mid] <= xv:
-                    a = mid + 1
-                else:
-                    b = mid
-            mu = a - 1  # t[mu] <= xv < t[mu+1], t[mu] < t[mu+1]
-            Nv[0] = one
-            for p in range(1, k + 1):
-                left[p] = xv - t[mu + 1 - p]
-                right[p] = t[mu + p] - xv
-                saved = zero
-                for r in range(p):
-                    temp = Nv[r] / (t[mu + r + 1] - t[mu + 1 - p + r])  # > 0 inside the window
-                    Nv[r] = saved + right[r + 1] * temp
-                    saved = left[p - r] * temp
-                Nv[p] = saved
-                # pykan's nan_to_num wipes the window-edge functions on a zero-width side
-                if t[mu] == t[mu - p]:
-                    Nv[0] = zero
-                if t[mu + p + 1] == t[mu + 1]:
-                    Nv[p] = zero
-            c = coefp[i]
-            row0 = mu - k
-            for r in range(k + 1):
-                nr = Nv[r]
-                row = c[row0 + r]
-                for j in range(O):
-                    o[j] += nr * row[j]
-
-
-@numba.njit(**_JIT)
-def combine_kernel(s, subnode_scale, subnode_bias, n_sum, groups, node_scale, node_bias, out):
-    """Subnode affine -> multiplication groups -> node affine, row by row (in s's dtype)."""
-    N = s.shape[0]
-    consts = np.ones(1, dtype=out.dtype)
-    one = consts[0]
-    for n in range(N):
-        for j in range(n_sum):
-            out[n, j] = node_scale[j] * (subnode_scale[j] * s[n, j] + subnode_bias[j]) + node_bias[j]
-        c = n_sum
-        for g in range(groups.shape[0]):
-            p = one
-            for _ in range(groups[g]):
-                p = p * (subnode_scale[c] * s[n, c] + subnode_bias[c])
-                c += 1
-            q = n_sum + g
-            out[n, q] = node_scale[q] * p + node_bias[q]
-
-
-# ----------------------------------------------------------------------------------------------
-# NumPy implementations
-# ----------------------------------------------------------------------------------------------
-
-
-def _base_numpy(name: str, x: np.ndarray) -> np.ndarray:
-    """Base function in x's dtype (silu computed stably, like ``lutkan.source.silu``)."""
-    if name == "silu":
-        with np.errstate(over="ignore", invalid="ignore"):
-            one = x.dtype.type(1)
-            e = np.exp(-np.abs(x))
-            sig = np.where(x >= 0, one / (one + e), e / (one + e))
-            return x * sig
-    if name == "identity":
-        return x
-    return np.zeros_like(x)
-
-
-def full_basis_numpy(x: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
-    """pykan ``B_batch`` for one knot row in x's dtype: (N,) -> (N, K-k), every interval, every level."""
-    xc = x[:, None]
-    B = ((xc >= t[:-1]) & (xc < t[1:])).astype(x.dtype)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for p in range(1, k + 1):
-            left = (xc - t[: -(p + 1)]) / (t[p:-1] - t[: -(p + 1)])
-            right = (t[p + 1 :] - xc) / (t[p + 1 :] - t[1:-p])
-            B = np.nan_to_num(left * B[:, :-1] + right * B[:, 1:], copy=False)
-    return B
 
 
 class _Layer:
@@ -282,16 +103,9 @@ class _Layer:
         self.coefp_flat = coefp.reshape(I * (K + k), O)
         self.wb = np.ascontiguousarray((mask * layer.scale_base).astype(dtype))
         self.active = np.ascontiguousarray((mask != 0).astype(np.uint8))
-        self.n_sum = int(layer.n_sum)
-        self.groups = np.asarray(layer.mult_groups, dtype=np.int64)
-        self.subnode_scale = np.ascontiguousarray(np.asarray(layer.subnode_scale).astype(dtype))
-        self.subnode_bias = np.ascontiguousarray(np.asarray(layer.subnode_bias).astype(dtype))
-        self.node_scale = np.ascontiguousarray(np.asarray(layer.node_scale).astype(dtype))
-        self.node_bias = np.ascontiguousarray(np.asarray(layer.node_bias).astype(dtype))
+        step = layer.node_step
+        self.nodes = None if step.is_identity else step.astype(dtype)
         self.n_nodes = layer.n_nodes
-        self.identity_nodes = (not layer.mult_groups and bool(np.all(layer.subnode_scale == 1))
-                               and bool(np.all(layer.node_scale == 1)) and not np.any(layer.subnode_bias)
-                               and not np.any(layer.node_bias))
         self.sym_edges: list[tuple[int, int]] = []
         if symbolic_enabled:
             for j, i in zip(*np.nonzero(layer.sym_mask)):
@@ -316,7 +130,7 @@ class _Layer:
     def edges_numpy_naive(self, h: np.ndarray) -> np.ndarray:
         N = h.shape[0]
         s = np.zeros((N, self.O), dtype=h.dtype)
-        base = _base_numpy(self.base_fun, h)
+        base = base_function(self.base_fun, h)
         with np.errstate(invalid="ignore", over="ignore"):
             for i in range(self.I):
                 xi = h[:, i]
@@ -324,7 +138,7 @@ class _Layer:
                 for j in range(self.O):
                     s[:, j] += self.wb[i, j] * bi
                     if self.active[i, j]:
-                        B = full_basis_numpy(xi, self.knots[i], self.k)  # per edge, on purpose
+                        B = bspline_basis(xi, self.knots[i], self.k)  # per edge, on purpose
                         s[:, j] += B @ self.coef[i, j]
         return s
 
@@ -372,7 +186,7 @@ class _Layer:
         for r in range(k + 1):
             Dflat[idx0 + r] = np.where(valid, Nv[r], dt.type(0))
         s = D @ self.coefp_flat
-        base = _base_numpy(self.base_fun, h)
+        base = base_function(self.base_fun, h)
         finite = np.isfinite(base).all(axis=1)
         if finite.all():
             s += base @ self.wb
@@ -391,26 +205,14 @@ class _Layer:
             with np.errstate(invalid="ignore", over="ignore"):
                 s[:, j] += term.astype(s.dtype)
 
-    def combine_numpy(self, s: np.ndarray) -> np.ndarray:
-        if self.identity_nodes:
+    def combine(self, s: np.ndarray, backend: str) -> np.ndarray:
+        """The node step in ``backend`` (identity steps are skipped)."""
+        if self.nodes is None:
             return s
+        if backend == "numba":
+            return apply_nodes(self.nodes, s)
         with np.errstate(invalid="ignore", over="ignore"):
-            s = self.subnode_scale * s + self.subnode_bias
-            parts = [s[:, : self.n_sum]]
-            start = self.n_sum
-            for size in self.groups.tolist():
-                parts.append(np.prod(s[:, start : start + size], axis=1, keepdims=True))
-                start += size
-            nodes = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-            return self.node_scale * nodes + self.node_bias
-
-    def combine_numba(self, s: np.ndarray) -> np.ndarray:
-        if self.identity_nodes:
-            return s
-        out = np.empty((s.shape[0], self.n_nodes), dtype=s.dtype)
-        combine_kernel(s, self.subnode_scale, self.subnode_bias, self.n_sum, self.groups, self.node_scale,
-                       self.node_bias, out)
-        return out
+            return self.nodes.apply(s)
 
 
 class BSplineModel:
@@ -437,19 +239,7 @@ class BSplineModel:
         return self.layers[-1].n_nodes
 
     def _prepare(self, x) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            try:
-                x = np.asarray(x)
-            except Exception as e:  # noqa: BLE001
-                raise InputError(f"input 'x' is not array-like: {e}") from None
-        if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise InputError(f"input 'x' has dtype {x.dtype}; expected a real float or integer array "
-                             f"of shape (batch, {self.n_inputs})")
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise InputError(f"input 'x' has shape {x.shape}; expected (batch, {self.n_inputs})")
-        if x.shape[0] == 0:
-            raise InputError("input 'x' is an empty batch; pass at least one row")
-        h = np.ascontiguousarray(x, dtype=self.dtype)
+        h = check_input(x, self.n_inputs, dtype=self.dtype)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self.input_id])
         return h
@@ -470,7 +260,7 @@ class BSplineModel:
             s = layer.edges_numpy_naive(h) if method == "naive" else layer.edges_numpy_strong(h)
         if layer.sym_edges:
             layer.add_symbolic(h, s)
-        return layer.combine_numba(s) if backend == "numba" else layer.combine_numpy(s)
+        return layer.combine(s, backend)
 
     def forward(self, x, *, backend: str = "numpy", method: str = "naive", upto: int | None = None) -> np.ndarray:
         """(N, n_inputs) -> (N, n_outputs) in ``dtype``; ``upto`` stops after that many layers."""

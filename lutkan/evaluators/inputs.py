@@ -6,17 +6,16 @@ import numpy as np
 
 from lutkan.errors import InputError
 
-_F32 = np.dtype(np.float32)
 
 
-def check_input(x: object, n_inputs: int, *, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 (N, n_inputs) array, or raise InputError.
+def check_input(x: object, n_inputs: int, *, name: str = "x", dtype=np.float32) -> np.ndarray:
+    """Return ``x`` as a C-contiguous ``dtype`` (float32 unless told) (N, n_inputs) array, or raise InputError.
 
     Accepted: any real floating or integer array of shape (N, n_inputs) with N >= 1 (cast to
-    float32). Rejected with a message naming the input and the expected shape/dtype: other ranks,
+    ``dtype``). Rejected with a message naming the input and the expected shape/dtype: other ranks,
     widths, an empty batch, bool/complex/object/string dtypes.
     """
-    if (type(x) is np.ndarray and x.dtype == _F32 and x.ndim == 2 and x.shape[1] == n_inputs
+    if (type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2 and x.shape[1] == n_inputs
             and x.shape[0] > 0 and x.flags.c_contiguous):
         return x  # fast path: already what every kernel wants
     if not isinstance(x, np.ndarray):
@@ -35,4 +34,4 @@ def check_input(x: object, n_inputs: int, *, name: str = "x") -> np.ndarray:
                          f"(shape (batch, {n_inputs}))")
     if x.shape[0] == 0:
         raise InputError(f"input {name!r} is an empty batch (shape {x.shape}); pass at least one row")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=dtype)

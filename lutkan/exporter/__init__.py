@@ -42,8 +42,7 @@ def export(model: LUTModel, form: str = "function", **options) -> onnx.ModelProt
     Args:
         model: a compiled ``LUTModel``.
         form: ``function`` (default), ``standard`` or ``custom``.
-        **options: form options (``variant`` for function/standard: ``vs_matmul`` (default), ``flat``,
-            ``vs_reduce``).
+        **options: form options (``FORM_OPTIONS``; none of the forms takes any today).
 
     Raises:
         ExportError: unknown form, unknown option or illegal option value (the message lists the legal ones).

@@ -131,7 +131,7 @@ def _value(name: str, width: int, doc: str = "") -> onnx.ValueInfoProto:
 
 
 def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_imports: Sequence[onnx.OperatorSetIdProto],
-                functions: Sequence[onnx.FunctionProto] = (), body_variant: str = "") -> onnx.ModelProto:
+                functions: Sequence[onnx.FunctionProto] = ()) -> onnx.ModelProto:
     """Assemble, shape-infer and stamp the model graph around the form's ``edge_nodes``."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
@@ -172,11 +172,11 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
     m = helper.make_model(graph, opset_imports=list(opset_imports), ir_version=IR_VERSION, functions=list(functions),
                           producer_name=PRODUCER_NAME, producer_version=producer_version(),
                           doc_string=f"lutkan export, form={form}")
-    _stamp(m, model, form=form, body_variant=body_variant)
+    _stamp(m, model, form=form)
     return onnx.shape_inference.infer_shapes(m, data_prop=True)
 
 
-def _stamp(m: onnx.ModelProto, model: LUTModel, *, form: str, body_variant: str) -> None:
+def _stamp(m: onnx.ModelProto, model: LUTModel, *, form: str) -> None:
     summary = model.summary()
     prov = _to_json_value(model.provenance)
     props = {
@@ -189,7 +189,6 @@ def _stamp(m: onnx.ModelProto, model: LUTModel, *, form: str, body_variant: str)
         "lutkan.provenance": json.dumps(prov, sort_keys=True),
         "lutkan.source_sha256": source_sha256(prov),
         "lutkan.artifact_sha256": hashlib.sha256(to_bytes(model)).hexdigest(),
-        "lutkan.body_variant": body_variant,
         "lutkan.notes": json.dumps(list(model.notes)),
     }
     helper.set_model_props(m, props)

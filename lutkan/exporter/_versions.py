@@ -27,7 +27,6 @@ METADATA_KEYS = (
     "lutkan.provenance",  # JSON provenance of the compiled model
     "lutkan.source_sha256",  # SHA-256 of the pykan source (from provenance), "" if unknown
     "lutkan.artifact_sha256",  # SHA-256 of the .lutkan bytes of the exported LUTModel
-    "lutkan.body_variant",  # which standard-op body computes the edges (function/standard forms)
     "lutkan.notes",  # JSON list of compile notes
 )
 

@@ -16,20 +16,19 @@ import onnx
 from onnx import helper
 
 from lutkan.artifact import LUTModel
-from lutkan.custom_ops.function_body import DEFAULT_VARIANT, VARIANTS, BodySpec, make_function
+from lutkan.custom_ops.function_body import BodySpec, make_function
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE, op_attributes
 from lutkan.exporter._graph import build_model, node_inputs
 from lutkan.exporter._versions import DOMAIN_VERSION, TARGET_OPSET
 
-OPTIONS = {"variant": VARIANTS}
-DEFAULTS = {"variant": DEFAULT_VARIANT}
+OPTIONS: dict[str, tuple] = {}
+DEFAULTS: dict[str, object] = {}
 
 
-def body_spec(model: LUTModel, variant: str = DEFAULT_VARIANT, **knobs) -> BodySpec:
+def body_spec(model: LUTModel) -> BodySpec:
     """The BodySpec a model's LUTKanEdge nodes need (its contract, base function and table scheme)."""
     c = model.contract
-    return BodySpec(interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun, scheme=c.scheme,
-                    variant=variant, **knobs)
+    return BodySpec(interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun, scheme=c.scheme)
 
 
 def op_node(model: LUTModel, l: int, names: dict[str, str | None], output: str) -> onnx.NodeProto:
@@ -44,9 +43,9 @@ def function_model(model: LUTModel, spec: BodySpec) -> onnx.ModelProto:
     return build_model(
         model, form="function", edge_nodes=lambda l, names, out: [op_node(model, l, names, out)],
         opset_imports=[helper.make_opsetid("", TARGET_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
-        functions=[make_function(spec, model.contract.L)], body_variant=spec.variant)
+        functions=[make_function(spec, model.contract.L)])
 
 
 def build_function_model(model: LUTModel, options: dict) -> onnx.ModelProto:
-    """Build the ``function`` form. Options: ``variant`` (edge-sum formulation, see ``function_body``)."""
-    return function_model(model, body_spec(model, options["variant"]))
+    """Build the ``function`` form (no options)."""
+    return function_model(model, body_spec(model))

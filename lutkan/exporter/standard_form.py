@@ -25,9 +25,9 @@ def standard_model(model: LUTModel, spec: BodySpec) -> onnx.ModelProto:
     """The standard-op model of ``model`` with the body described by ``spec``."""
     return build_model(model, form="standard",
                        edge_nodes=lambda l, names, out: emit_body(spec, names, out, prefix=f"kan{l}/"),
-                       opset_imports=[helper.make_opsetid("", TARGET_OPSET)], body_variant=spec.variant)
+                       opset_imports=[helper.make_opsetid("", TARGET_OPSET)])
 
 
 def build_standard_model(model: LUTModel, options: dict) -> onnx.ModelProto:
-    """Build the ``standard`` form. Options: ``variant`` (as for the function form)."""
-    return standard_model(model, body_spec(model, options["variant"]))
+    """Build the ``standard`` form (no options)."""
+    return standard_model(model, body_spec(model))
