@@ -146,7 +146,7 @@ def cmd_run(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    from lutkan.compiler.pykan_reader import build_pykan_model, load_source, pykan_forward
+    from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     from lutkan.evaluators import evaluator
     from lutkan.testing import compare_outputs
 

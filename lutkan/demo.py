@@ -509,7 +509,7 @@ def _run_demo(cfg: DemoConfig) -> dict:
 
     t_start = time.perf_counter()
     try:
-        from lutkan.compiler.pykan_reader import build_pykan_model, load_source, pykan_forward
+        from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     except ImportError as e:
         raise LutKanError(f"the demo compares with pykan and needs the [pykan] extra ({e}); "
                           f"pip install 'lutkan[pykan]'") from None

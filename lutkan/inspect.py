@@ -389,7 +389,7 @@ def _model_for_edges(path: Path, kind: str, desc: dict, source: str | None):
     """The LUTModel and the SourceModel to compare. An .onnx file is recompiled from the source with
     the contract recorded in its metadata (compiling is deterministic, so the tables are the same)."""
     from lutkan.compiler import compile_model
-    from lutkan.compiler.pykan_reader import load_source
+    from lutkan.compiler.pykan import load_source
     from lutkan.contract import ContractOptions
 
     if kind == "lutkan":

@@ -1,6 +1,6 @@
 """The source model: a trained PyKAN network as plain float64 NumPy arrays.
 
-``SourceModel`` is what the compiler reads (``lutkan.compiler.pykan_reader`` builds it from a
+``SourceModel`` is what the compiler reads (``lutkan.compiler.pykan`` builds it from a
 live ``kan.MultKAN`` or a ``saveckpt`` checkpoint, with no torch objects left inside) and
 ``SourceModel.forward`` is the float64 reference of pykan 0.2.8's forward math
 (``docs/contract.md`` §1): per layer

@@ -1,4 +1,4 @@
-"""Untrusted pykan checkpoints (lutkan.compiler.pykan_reader), complementing tests/test_pykan_reader.py.
+"""Untrusted pykan checkpoints (lutkan.compiler.pykan), complementing tests/test_compiler_pykan.py.
 
 That module covers the basic cases (an ``os.system`` ``__reduce__`` in ``_state``/``_cache_data``, the
 ``apply``/``new``/``name`` YAML tags, missing state/config, config-vs-state shape mismatches, an empty
@@ -33,7 +33,7 @@ from lutkan.evaluators.numpy_eval import NumpyEvaluator
 
 torch = pytest.importorskip("torch")
 kan = pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan_reader import build_pykan_model, load_source, read_checkpoint_config  # noqa: E402
+from lutkan.compiler.pykan import build_pykan_model, load_source, read_checkpoint_config  # noqa: E402
 
 MARK = "LUTKAN_PWNED_MARKER"
 

@@ -19,14 +19,14 @@ from lutkan.testing import assert_outputs_close
 from _models import probe_inputs
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
-pykan_reader = pytest.importorskip("lutkan.compiler.pykan_reader")
+pykan = pytest.importorskip("lutkan.compiler.pykan")
 
 
 @pytest.fixture(scope="module", params=REALMODEL_NAMES)
 def source(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "using the latest checkpoint ..."
-        src = pykan_reader.load_source(realmodel_dir(request.param))
+        src = pykan.load_source(realmodel_dir(request.param))
     assert src.cache_data is not None and src.cache_data.shape[0] > 0
     return request.param, src
 

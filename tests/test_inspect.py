@@ -14,7 +14,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 
 pytest.importorskip("kan", reason="compiling pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan_reader import load_source  # noqa: E402
+from lutkan.compiler.pykan import load_source  # noqa: E402
 from lutkan.exporter import export, save_onnx  # noqa: E402
 
 from conftest import REPO  # noqa: E402

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from conftest import REPO
 from lutkan.compiler import compile_model
-from lutkan.compiler.pykan_reader import load_source
+from lutkan.compiler.pykan import load_source
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export

@@ -75,7 +75,7 @@ def _source():
     try:
         import kan  # noqa: F401
 
-        from lutkan.compiler.pykan_reader import load_source
+        from lutkan.compiler.pykan import load_source
 
         return "breast_cancer", load_source(str(REPO / "models" / "breast_cancer" / "0.0"))
     except ImportError:

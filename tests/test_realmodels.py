@@ -18,7 +18,7 @@ from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.testing import assert_outputs_close, compare_outputs
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan_reader import build_pykan_model, load_source, pykan_forward  # noqa: E402
+from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=REALMODEL_NAMES)

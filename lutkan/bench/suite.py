@@ -116,7 +116,7 @@ SMOKE = Profile(
 PROFILES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 COMPONENTS = (
-    ("lutkan.compiler.pykan_reader", ("load_source", "build_pykan_model", "pykan_forward"), "reading checkpoints"),
+    ("lutkan.compiler.pykan", ("load_source", "build_pykan_model", "pykan_forward"), "reading checkpoints"),
     ("lutkan.evaluators.bspline", ("BSplineModel",), "B-spline baselines"),
     ("lutkan.exporter", ("export",), "our ONNX forms"),
     ("lutkan.runtime_ext", ("make_session",), "onnxruntime sessions and the plugin"),

@@ -70,7 +70,7 @@ class BenchModel:
                 if self.kind == "random":
                     self._pykan, self._pykan_reason = to_pykan(self.src)
                 else:
-                    reader, why = optional("lutkan.compiler.pykan_reader", "build_pykan_model")
+                    reader, why = optional("lutkan.compiler.pykan", "build_pykan_model")
                     if reader is None:
                         self._pykan_reason = why
                     else:
@@ -142,7 +142,7 @@ def to_pykan(src: SourceModel):
 def torch_forward(model, x: np.ndarray) -> np.ndarray:
     """pykan's forward on float32 ``x`` (no grad), as float64 numpy. Uses pykan_reader's
     ``pykan_forward`` when it exists (so the study and ``lutkan verify`` agree)."""
-    reader, _ = optional("lutkan.compiler.pykan_reader", "pykan_forward")
+    reader, _ = optional("lutkan.compiler.pykan", "pykan_forward")
     if reader is not None:
         return np.asarray(reader.pykan_forward(model, x), dtype=np.float64)
     import torch
@@ -172,7 +172,7 @@ def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
 
 def load_checkpoint(name: str, kind: str, path: Path) -> BenchModel:
     """Read a checkpoint with ``pykan_reader.load_source``; raises ImportError if the reader is absent."""
-    reader, why = optional("lutkan.compiler.pykan_reader", "load_source")
+    reader, why = optional("lutkan.compiler.pykan", "load_source")
     if reader is None:
         raise ImportError(why)
     with warnings.catch_warnings():

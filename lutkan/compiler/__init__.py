@@ -1,7 +1,7 @@
 """Compile a PyKAN model into a ``LUTModel``: read -> sample -> quantize -> pack.
 
 ``compile_model(source, options)`` accepts a ``SourceModel``, a live ``kan.MultKAN`` or a
-checkpoint path (see ``lutkan.compiler.pykan_reader.load_source``). Everything in the model
+checkpoint path (see ``lutkan.compiler.pykan.load_source``). Everything in the model
 is compiled or refused with ``UnsupportedModelError`` naming the layer, edge and reason.
 """
 
@@ -25,7 +25,7 @@ def as_source(source, **kw) -> SourceModel:
     """Return ``source`` as a SourceModel (reading a live pykan model or checkpoint if needed)."""
     if isinstance(source, SourceModel):
         return source
-    from lutkan.compiler.pykan_reader import load_source  # torch/pykan only when needed
+    from lutkan.compiler.pykan import load_source  # torch/pykan only when needed
 
     return load_source(source, **kw)
 

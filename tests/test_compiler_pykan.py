@@ -1,4 +1,4 @@
-"""lutkan.compiler.pykan_reader: live models and saveckpt checkpoints -> SourceModel, safely.
+"""lutkan.compiler.pykan: live models and saveckpt checkpoints -> SourceModel, safely.
 
 The float64 reference (``SourceModel.forward``) must equal pykan's own forward on every real checkpoint
 and on random live models exercising every feature (mult nodes, affines, masks, symbolic edges,
@@ -11,6 +11,8 @@ import hashlib
 import os
 import pickle
 import random
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from lutkan.source import SourceModel
 
 torch = pytest.importorskip("torch")
 kan = pytest.importorskip("kan", reason="reading pykan models needs the [pykan] extra")
-from lutkan.compiler.pykan_reader import (  # noqa: E402
+from lutkan.compiler.pykan import (  # noqa: E402
     build_pykan_model,
     load_source,
     pykan_forward,
@@ -97,7 +99,7 @@ def test_real_checkpoint_forward_matches_pykan(real):
     y_pykan = pykan_forward(model, x)
     tol = TOL[src.provenance["state_dtype"]]
     rel = assert_matches(src.forward(x), y_pykan, tol, name)
-    print(f"\n[pykan_reader] {name}: max abs err / max(1,max|y|) = {rel:.3g} ({src.provenance['state_dtype']})")
+    print(f"\n[pykan] {name}: max abs err / max(1,max|y|) = {rel:.3g} ({src.provenance['state_dtype']})")
 
 
 def test_real_checkpoint_provenance_and_precision(real):
@@ -606,3 +608,14 @@ def test_checkpoint_loading_has_no_side_effects(tiny_ckpt, capsys):
     assert_same_rng(before, rng_states())
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_import_does_not_load_torch_or_pykan():
+    """Importing the compiler and this package is torch-free: torch/pykan load only when a function needs them."""
+    code = ("import sys, lutkan.compiler, lutkan.compiler.pykan\n"
+            "print(sorted(m for m in ('torch', 'kan') if m in sys.modules))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
