@@ -31,16 +31,20 @@ import numpy as np
 from lutkan.contract import BASE_FUNS, FLT_MAX, TABLE_DTYPES, ContractOptions
 from lutkan.errors import ArtifactError, LutKanError
 from lutkan.nodes import NodeStep
+from lutkan.symbolic import SYMBOLIC_CODES
 
 FORMAT_NAME = "lutkan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 (lutkan 0.1) has no symbolic arrays: its symbolic edges are tabulated (``symbolic="tabulate"``)."""
 MAGIC = b"LUTKAN\x00\x01"
 MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
 _ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32"}
 
 _LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
-                 "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error")
+                 "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
+                 "sym_src", "sym_dst", "sym_affine")
 
 
 def _err(where: str, msg: str) -> ArtifactError:
@@ -58,6 +62,9 @@ class LUTLayer:
         (I, O) = mask*scale_base (0 for inactive edges); subnode_scale/bias float32 (O,);
         node_scale/bias float32 (n_sum + len(mult_groups),); tab_error float32 (E,) = max abs
         error of the stored table vs the exact edge function (compile-time, float64).
+    Symbolic edges evaluated exactly (``symbolic="exact"``; S of them, absent when S = 0): sym_src/sym_dst
+    int32 (S,), sorted in-major and unique; sym_affine float32 (S, 4) = (a, b, m*c, m*d) with the symbolic
+    mask m folded in; sym_funs, S pykan names. The table edges are then the edges with a spline.
     """
 
     knots: np.ndarray
@@ -74,6 +81,14 @@ class LUTLayer:
     n_sum: int
     mult_groups: tuple[int, ...]
     tab_error: np.ndarray
+    sym_src: np.ndarray | None = None
+    sym_dst: np.ndarray | None = None
+    sym_affine: np.ndarray | None = None
+    sym_funs: tuple[str, ...] = ()
+
+    @property
+    def n_symbolic(self) -> int:
+        return len(self.sym_funs)
 
     @property
     def in_dim(self) -> int:
@@ -170,6 +185,34 @@ class LUTLayer:
         active[self.edge_src, self.edge_dst] = True
         if np.any(self.base_weight[~active] != 0):
             raise _err(where, "base_weight is nonzero on an edge that is not in the edge list")
+        self._validate_symbolic(where, opts, I, O)
+
+    def _validate_symbolic(self, where: str, opts: ContractOptions, I: int, O: int) -> None:
+        S = len(self.sym_funs) if isinstance(self.sym_funs, tuple) else -1
+        arrays = (self.sym_src, self.sym_dst, self.sym_affine)
+        if S == 0 and all(a is None for a in arrays):
+            return
+        if S < 0 or any(not isinstance(n, str) for n in self.sym_funs):
+            raise _err(where, "sym_funs must be a tuple of symbolic function names")
+        if opts.symbolic != "exact":
+            raise _err(where, f"symbolic edges are stored, but the contract says symbolic={opts.symbolic!r}")
+        for name, arr, dtype, shape in (("sym_src", self.sym_src, np.int32, (S,)), ("sym_dst", self.sym_dst, np.int32, (S,)),
+                                         ("sym_affine", self.sym_affine, np.float32, (S, 4))):
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype) or tuple(arr.shape) != shape:
+                raise _err(where, f"{name} must be a {np.dtype(dtype).name} array of shape {shape} "
+                                  f"({S} symbolic edges), got {getattr(arr, 'dtype', type(arr).__name__)} "
+                                  f"{getattr(arr, 'shape', '')}")
+        unknown = sorted({n for n in self.sym_funs if n not in SYMBOLIC_CODES})
+        if unknown:
+            raise _err(where, f"unknown symbolic function(s) {unknown}")
+        if S:
+            if self.sym_src.min() < 0 or self.sym_src.max() >= I or self.sym_dst.min() < 0 or self.sym_dst.max() >= O:
+                raise _err(where, f"symbolic edge out of range for {I} inputs and {O} outputs")
+            key = self.sym_src.astype(np.int64) * O + self.sym_dst
+            if np.any(np.diff(key) <= 0):
+                raise _err(where, "symbolic edges must be unique and sorted in-major (src, then dst)")
+        if not np.all(np.isfinite(self.sym_affine)):
+            raise _err(where, "sym_affine contains NaN or inf")
 
     # ----- derived views used by every evaluator (computed once, read-only) -----
 
@@ -251,7 +294,8 @@ class LUTModel:
             "width": self.width,
             "layers": [
                 {"in": L.in_dim, "out_subnodes": L.out_dim, "nodes": L.n_nodes, "segments": L.n_segments,
-                 "edges": L.n_edges, "n_sum": L.n_sum, "mult_groups": list(L.mult_groups),
+                 "edges": L.n_edges, "symbolic_edges": L.n_symbolic, "n_sum": L.n_sum,
+                 "mult_groups": list(L.mult_groups),
                  "table_bytes": b, "max_tab_error": float(L.tab_error.max()) if L.n_edges else 0.0}
                 for L, b in zip(self.layers, self.table_bytes())
             ],
@@ -287,7 +331,8 @@ def to_bytes(model: LUTModel) -> bytes:
                 key = f"layers.{l}.{name}"
                 arrays[key] = arr
                 names[name] = key
-        layer_meta.append({"n_sum": layer.n_sum, "mult_groups": list(layer.mult_groups), "arrays": names})
+        layer_meta.append({"n_sum": layer.n_sum, "mult_groups": list(layer.mult_groups), "arrays": names,
+                           "sym_funs": list(layer.sym_funs)})
     entries, blobs, offset = {}, [], 0
     for key, arr in arrays.items():
         data = np.ascontiguousarray(arr).tobytes()
@@ -351,9 +396,10 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: header does not describe a lutkan model")
     version = header.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ArtifactError(f"{where}: format_version {version!r} is not supported by this lutkan "
-                            f"(reads version {FORMAT_VERSION}); recompile the model with this version")
+                            f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); recompile the model "
+                            f"with this version")
     data_start = 16 + hlen + ((-(16 + hlen)) % _ALIGN)
     data_len = len(data) - 32 - data_start
     used: list[tuple[int, int, str]] = []  # byte ranges already read: arrays may not overlap
@@ -392,17 +438,24 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
             out.setflags(write=False)
             return out
 
-        missing = {"L", "scheme", "interp", "boundary", "oob"} - set(header["contract"])
+        cdict = dict(header["contract"])
+        if version == 1:  # version 1 tabulated every symbolic edge
+            cdict.setdefault("symbolic", "tabulate")
+        missing = {"L", "scheme", "interp", "boundary", "oob", "symbolic"} - set(cdict)
         if missing:
             raise ArtifactError(f"{where}: contract misses option(s) {sorted(missing)}")
-        contract = ContractOptions.from_dict(header["contract"])
+        contract = ContractOptions.from_dict(cdict)
         layers = []
         for l, meta in enumerate(header["layers"]):
             names = meta["arrays"]
             if not isinstance(names, dict) or set(names) - set(_LAYER_ARRAYS):
                 raise ArtifactError(f"{where}: layer {l} lists unknown arrays")
+            funs = meta.get("sym_funs", [])
+            if not isinstance(funs, list) or not all(isinstance(f, str) for f in funs):
+                raise ArtifactError(f"{where}: layer {l}: sym_funs must be a list of names")
             get = {n: (arr(names[n]) if n in names else None) for n in _LAYER_ARRAYS}
-            layers.append(LUTLayer(n_sum=meta["n_sum"], mult_groups=tuple(meta["mult_groups"]), **get))
+            layers.append(LUTLayer(n_sum=meta["n_sum"], mult_groups=tuple(meta["mult_groups"]),
+                                   sym_funs=tuple(funs), **get))
         provenance = header.get("provenance", {})
         notes = header.get("notes", [])
         if not isinstance(provenance, dict) or not isinstance(notes, list):

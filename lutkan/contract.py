@@ -15,7 +15,13 @@ from lutkan.errors import LutKanError
 
 SCHEMES = ("int8", "uint8", "float16", "float32")
 """Table storage: int8 symmetric and uint8 asymmetric per (edge, segment), or float tables."""
-INTERPS = ("linear", "nearest")
+INTERPS = ("linear", "nearest", "poly")
+"""``linear``/``nearest``: L samples per segment; ``poly``: the segment's own polynomial (k+1 coefficients
+in the local coordinate u = (x - t_k)/(t_{k+1} - t_k), Horner), exact to float rounding."""
+SYMBOLIC_MODES = ("exact", "tabulate")
+"""``exact``: symbolic edges are evaluated as pykan does, c*f(a*x+b)+d, in every backend (default);
+``tabulate``: folded into the edge's table on the knot domain (for table-only targets)."""
+POLY_SCHEMES = ("float16", "float32")
 BOUNDARIES = ("closed", "half_open")
 OOB_POLICIES = ("clip", "zero", "extrapolate")
 BASE_FUNS = ("silu", "identity", "zero")
@@ -27,6 +33,10 @@ FLT_MAX = np.float32(np.finfo(np.float32).max)
 """±inf inputs are replaced by ±FLT_MAX wherever the contract evaluates a line (base branch,
 ``extrapolate``); the tabulated term under ``clip``/``zero`` never sees them."""
 
+U_EXT = np.float32(2.0**16)
+"""``interp="poly"`` with ``oob="extrapolate"`` evaluates the boundary polynomial at a local coordinate
+clipped to +-U_EXT segment widths (every Bernstein basis value stays finite in float32 for L <= 8)."""
+
 MIN_L = 2
 MAX_L = 4096
 
@@ -35,6 +45,7 @@ DEFAULT_SCHEME = "int8"
 DEFAULT_INTERP = "linear"
 DEFAULT_BOUNDARY = "closed"
 DEFAULT_OOB = "zero"
+DEFAULT_SYMBOLIC = "exact"
 
 
 def _check_choice(name: str, value: object, legal: tuple[str, ...]) -> str:
@@ -48,12 +59,16 @@ class ContractOptions:
     """How a compiled model samples, stores and evaluates its tables.
 
     Attributes:
-        L: samples per knot interval, endpoints included (``L >= 2``).
-        scheme: ``int8`` (symmetric), ``uint8`` (asymmetric), ``float16`` or ``float32`` tables.
-        interp: ``linear`` or ``nearest`` (ties go to the right sample).
+        L: samples per knot interval, endpoints included (``L >= 2``); for ``interp="poly"`` the number
+            of coefficients per segment, max spline order + 1, which the compiler sets (a given L is ignored).
+        scheme: ``int8`` (symmetric), ``uint8`` (asymmetric), ``float16`` or ``float32`` tables
+            (``poly``: float16 or float32 coefficients).
+        interp: ``linear``, ``nearest`` (ties go to the right sample) or ``poly`` (exact polynomial pieces).
         boundary: ``closed`` ([lo, hi]) or ``half_open`` ([lo, hi)) domain membership.
         oob: ``clip`` (hold boundary value), ``zero`` (tabulated term 0 outside the domain),
-            ``extrapolate`` (continue the boundary segment's line).
+            ``extrapolate`` (continue the boundary segment's line, or its polynomial for ``poly``).
+        symbolic: ``exact`` (evaluate symbolic edges as pykan does, everywhere) or ``tabulate``
+            (fold them into the tables on the knot domain; not with ``poly``).
     """
 
     L: int = DEFAULT_L
@@ -61,6 +76,7 @@ class ContractOptions:
     interp: str = DEFAULT_INTERP
     boundary: str = DEFAULT_BOUNDARY
     oob: str = DEFAULT_OOB
+    symbolic: str = DEFAULT_SYMBOLIC
 
     def __post_init__(self) -> None:
         if isinstance(self.L, bool) or not isinstance(self.L, (int, np.integer)):
@@ -72,6 +88,13 @@ class ContractOptions:
         _check_choice("interp", self.interp, INTERPS)
         _check_choice("boundary", self.boundary, BOUNDARIES)
         _check_choice("oob", self.oob, OOB_POLICIES)
+        _check_choice("symbolic", self.symbolic, SYMBOLIC_MODES)
+        if self.interp == "poly" and self.scheme not in POLY_SCHEMES:
+            raise LutKanError(f"interp='poly' stores polynomial coefficients as float16 or float32, not "
+                              f"{self.scheme!r}; pass --scheme float32 (exact) or float16")
+        if self.interp == "poly" and self.symbolic == "tabulate":
+            raise LutKanError("interp='poly' holds the splines' own polynomials: symbolic edges cannot be "
+                              "tabulated into it; use symbolic='exact' (the default)")
 
     @property
     def quantized(self) -> bool:
@@ -80,9 +103,14 @@ class ContractOptions:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def seg_numerator(self) -> int:
+        """Numerator of ``seg_scale``: ``L - 1`` (sample units) for tables, 1 (u in [0, 1]) for ``poly``."""
+        return 1 if self.interp == "poly" else self.L - 1
+
     @classmethod
     def from_dict(cls, d: dict) -> "ContractOptions":
-        unknown = set(d) - {"L", "scheme", "interp", "boundary", "oob"}
+        unknown = set(d) - {"L", "scheme", "interp", "boundary", "oob", "symbolic"}
         if unknown:
             raise LutKanError(f"unknown contract option(s): {sorted(unknown)}")
         return cls(**d)

@@ -1,8 +1,12 @@
-"""NumPy versions of pykan's ``SYMBOLIC_LIB`` (the plain functions pykan's forward uses).
+"""pykan's symbolic library (``SYMBOLIC_LIB``) as lutkan knows it: names, stable codes, NumPy functions.
 
-pykan evaluates a symbolic edge as ``c * f(a*x + b) + d`` with the torch function of
-``SYMBOLIC_LIB[name][0]`` (``singularity_avoiding=False``, the default forward). These are the
-same functions in float64 NumPy, used to tabulate symbolic edges and by the float64 reference.
+pykan evaluates a symbolic edge as ``c * f(a*x + b) + d`` (times the symbolic mask) with the plain torch
+function ``SYMBOLIC_LIB[name][0]`` (``singularity_avoiding=False``, the default forward). ``SYMBOLIC_FUNS``
+are the same functions in NumPy, in the input's float dtype (float64 for the source reference and the
+compiler, float32 for the compiled evaluators); IEEE results where the formula is singular (``1/0 = inf``,
+``sqrt(-1) = NaN``, ``log(0) = -inf``, ``arctanh(1) = inf``), as torch gives. ``SYMBOLIC_NAMES`` fixes
+the order that gives every function its integer code (Numba kernels); the ONNX expansion of each name is
+in ``lutkan.custom_ops.symbolic_body``, the Numba one in ``lutkan.evaluators.symbolic_kernel``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from lutkan.errors import UnsupportedModelError
 
 def _safe(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     def g(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
         with np.errstate(all="ignore"):
-            return f(np.asarray(x, dtype=np.float64))
+            return f(x)
 
     return g
 
@@ -57,13 +64,28 @@ SYMBOLIC_FUNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     }.items()
 }
 
+SYMBOLIC_NAMES: tuple[str, ...] = tuple(SYMBOLIC_FUNS)
+"""Every supported name; a name's index is its code (stable: append new names at the end)."""
+SYMBOLIC_CODES: dict[str, int] = {name: i for i, name in enumerate(SYMBOLIC_NAMES)}
+
 
 def symbolic_function(name: str, where: str = "") -> Callable[[np.ndarray], np.ndarray]:
     """Return the NumPy function for a pykan symbolic name, or raise naming the edge."""
     try:
         return SYMBOLIC_FUNS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise UnsupportedModelError(
             f"{where}symbolic function {name!r} is not in pykan's SYMBOLIC_LIB as lutkan knows it; "
             f"known names: {', '.join(sorted(SYMBOLIC_FUNS))}"
         ) from None
+
+
+def symbolic_terms(names, affine: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``c*f(a*x + b) + d`` per edge, in x's dtype: names (S,), affine (S, 4) rows (a, b, c, d), x (N, S)."""
+    out = np.empty_like(x)
+    a, b, c, d = (affine[:, q].astype(x.dtype) for q in range(4))
+    with np.errstate(all="ignore"):
+        arg = a * x + b
+        for e, name in enumerate(names):
+            out[:, e] = c[e] * SYMBOLIC_FUNS[name](arg[:, e]) + d[e]
+    return out

@@ -9,8 +9,10 @@ OpRun and the onnxruntime plugin all read this one layout, so they share one set
   ``table_scale``/``table_offset`` (I, K, O) for int8/uint8 (scale 1 / offset 0 on inactive edges);
 * ``dequantize``: ``offset + scale * float32(q)`` (uint8), ``scale * float32(q)`` (int8),
   ``float32(t)`` (float tables): dequantize first, then interpolate;
-* ``seg_scale[i, k] = float32(L-1) / float32(t[i,k+1] - t[i,k])`` (0 for zero-width or non-finite), so
-  ``pos = (x_c - t_k) * seg_scale`` is one float32 multiply everywhere;
+* ``seg_scale[i, k] = float32(L-1) / float32(t[i,k+1] - t[i,k])`` (numerator 1 for ``poly``; 0 for
+  zero-width or non-finite), so ``pos = (x_c - t_k) * seg_scale`` is one float32 multiply everywhere;
+* ``poly`` keeps the same layout with L = k+1 coefficients per segment instead of samples;
+* symbolic edges evaluated exactly are a separate list (``SymbolicEdges``), the op ``lutkan.KanSymbolic``;
 * ``bounds`` rows ``lo = t_0``, ``hi = t_K`` and the indexing clip bound ``hi_idx`` (``t_K`` closed,
   ``max(t_0, nextafter(t_K, -inf))`` half_open);
 * ``dense``: the dequantized tables as (I*K*L, O) float32 rows, row ``(i*K + k)*L + r``, so one gathered
@@ -20,6 +22,7 @@ OpRun and the onnxruntime plugin all read this one layout, so they share one set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb
 from functools import cached_property
 
 import numpy as np
@@ -27,8 +30,9 @@ import numpy as np
 from lutkan.artifact import LUTLayer, LUTModel
 from lutkan.contract import ContractOptions
 from lutkan.nodes import NodeStep
+from lutkan.symbolic import SYMBOLIC_CODES
 
-__all__ = ["LayerTables", "dequantize", "index_hi", "model_tables", "segment_scales"]
+__all__ = ["LayerTables", "SymbolicEdges", "bernstein_basis", "dequantize", "index_hi", "model_tables", "segment_scales"]
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray | None, offset: np.ndarray | None, *, axis: int = -1) -> np.ndarray:
@@ -45,11 +49,25 @@ def dequantize(q: np.ndarray, scale: np.ndarray | None, offset: np.ndarray | Non
     return v
 
 
-def segment_scales(knots: np.ndarray, L: int) -> np.ndarray:
-    """(I, K) float32 ``(L-1)/width`` per segment; 0 where the width is 0 or the ratio overflows."""
+def bernstein_basis(u: np.ndarray, n: int) -> np.ndarray:
+    """(..., n+1) Bernstein basis values ``binom(n, m) u^m (1-u)^(n-m)`` in u's dtype (the contract's order:
+    powers by repeated multiplication, then the binomial factor)."""
+    u = np.asarray(u)
+    v = u.dtype.type(1) - u
+    up = [np.ones_like(u)]
+    vp = [np.ones_like(u)]
+    for _ in range(n):
+        up.append(up[-1] * u)
+        vp.append(vp[-1] * v)
+    return np.stack([u.dtype.type(comb(n, m)) * (up[m] * vp[n - m]) for m in range(n + 1)], axis=-1)
+
+
+def segment_scales(knots: np.ndarray, numerator: int) -> np.ndarray:
+    """(I, K) float32 ``numerator/width`` per segment (``L-1`` for tables, 1 for ``poly``); 0 where the width
+    is 0 or the ratio overflows."""
     width = (knots[:, 1:] - knots[:, :-1]).astype(np.float32)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        s = np.float32(L - 1) / width
+        s = np.float32(numerator) / width
     s[~np.isfinite(s) | (width <= 0)] = 0
     return s.astype(np.float32)
 
@@ -67,6 +85,38 @@ def _c(a: np.ndarray | None, dtype=None) -> np.ndarray | None:
 
 
 @dataclass(frozen=True, eq=False)
+class SymbolicEdges:
+    """The exactly evaluated symbolic edges of one layer: ``Y[:, dst[e]] += c_e*f_e(a_e*X[:, src[e]] + b_e) + d_e``.
+
+    Attributes: src, dst int64 (S,); affine float32 (S, 4) rows (a, b, c, d) with the symbolic mask folded
+    into c and d; funs, S names of ``lutkan.symbolic``; out_dim, the layer's O.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    affine: np.ndarray
+    funs: tuple[str, ...]
+    out_dim: int
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.funs)
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """int64 (S,) ``lutkan.symbolic.SYMBOLIC_CODES`` of ``funs``."""
+        return np.asarray([SYMBOLIC_CODES[f] for f in self.funs], dtype=np.int64)
+
+    @classmethod
+    def from_layer(cls, layer: LUTLayer) -> "SymbolicEdges | None":
+        if not layer.n_symbolic:
+            return None
+        return cls(src=np.asarray(layer.sym_src, np.int64), dst=np.asarray(layer.sym_dst, np.int64),
+                   affine=np.ascontiguousarray(layer.sym_affine, np.float32), funs=tuple(layer.sym_funs),
+                   out_dim=layer.out_dim)
+
+
+@dataclass(frozen=True, eq=False)
 class LayerTables:
     """One layer as the backends see it (I inputs, O outputs, K segments, L samples).
 
@@ -81,6 +131,7 @@ class LayerTables:
         options: the contract (``L``, ``scheme`` = the table dtype, ``interp``, ``boundary``, ``oob``).
         base_fun: ``silu``, ``identity`` or ``zero``.
         nodes: the layer's node step, or None when the op alone is the layer (an ONNX node).
+        symbolic: the layer's exactly evaluated symbolic edges, or None.
     Validation of untrusted values is the loader's job (``lutkan.artifact``, ``lutkan.runtime_ext.graph``).
     """
 
@@ -95,6 +146,7 @@ class LayerTables:
     options: ContractOptions
     base_fun: str
     nodes: NodeStep | None = None
+    symbolic: SymbolicEdges | None = None
 
     @classmethod
     def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> "LayerTables":
@@ -113,21 +165,24 @@ class LayerTables:
         step = layer.node_step
         return cls.build(knots=knots, base_weight=layer.base_weight, edge_mask=layer.active.astype(np.float32),
                          table=table, table_scale=scale, table_offset=offset, options=options, base_fun=base_fun,
-                         nodes=None if step.is_identity else step.astype(np.float32))
+                         nodes=None if step.is_identity else step.astype(np.float32),
+                         symbolic=SymbolicEdges.from_layer(layer))
 
     @classmethod
     def build(cls, *, knots, base_weight, edge_mask, table, table_scale, table_offset, options: ContractOptions,
-              base_fun: str, nodes: NodeStep | None = None, bounds=None, seg_scale=None) -> "LayerTables":
+              base_fun: str, nodes: NodeStep | None = None, symbolic: SymbolicEdges | None = None, bounds=None,
+              seg_scale=None) -> "LayerTables":
         """Construct, deriving ``bounds`` and ``seg_scale`` from the knots unless given (an op's inputs)."""
         knots = _c(knots, np.float32)
         if bounds is None:
             bounds = np.stack([knots[:, 0], knots[:, -1], index_hi(knots, options.boundary)])
         if seg_scale is None:
-            seg_scale = segment_scales(knots, options.L)
+            seg_scale = segment_scales(knots, options.seg_numerator)
         return cls(knots=knots, bounds=_c(bounds, np.float32), seg_scale=_c(seg_scale, np.float32),
                    base_weight=_c(base_weight, np.float32), edge_mask=_c(edge_mask, np.float32),
                    table=_c(table), table_scale=_c(table_scale, np.float32),
-                   table_offset=_c(table_offset, np.float32), options=options, base_fun=base_fun, nodes=nodes)
+                   table_offset=_c(table_offset, np.float32), options=options, base_fun=base_fun, nodes=nodes,
+                   symbolic=symbolic)
 
     @property
     def in_dim(self) -> int:
@@ -179,10 +234,15 @@ class LayerTables:
         """Input ``i`` alone (one input, the same O outputs, no node step): the sum of its edges."""
         s = slice(i, i + 1)
         opt = (lambda a: None if a is None else a[s])
+        sym = None
+        if self.symbolic is not None and np.any(self.symbolic.src == i):
+            e = np.nonzero(self.symbolic.src == i)[0]
+            sym = SymbolicEdges(src=np.zeros(e.size, np.int64), dst=self.symbolic.dst[e], affine=self.symbolic.affine[e],
+                                funs=tuple(self.symbolic.funs[q] for q in e), out_dim=self.symbolic.out_dim)
         return LayerTables(knots=self.knots[s], bounds=self.bounds[:, s], seg_scale=self.seg_scale[s],
                            base_weight=self.base_weight[s], edge_mask=self.edge_mask[s], table=self.table[s],
                            table_scale=opt(self.table_scale), table_offset=opt(self.table_offset),
-                           options=self.options, base_fun=self.base_fun)
+                           options=self.options, base_fun=self.base_fun, symbolic=sym)
 
     @cached_property
     def active(self) -> np.ndarray:

@@ -7,15 +7,19 @@ is compiled or refused with ``UnsupportedModelError`` naming the layer, edge and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from lutkan.artifact import LUTLayer, LUTModel
+from lutkan.compiler.poly import poly_coefficients, poly_values
 from lutkan.compiler.quantize import quantize
 from lutkan.compiler.sampling import sample_points, tabulate_row
 from lutkan.contract import ContractOptions
 from lutkan.errors import UnsupportedModelError
 from lutkan.source import SourceLayer, SourceModel
+from lutkan.symbolic import symbolic_function
 from lutkan.tables import dequantize
 
 __all__ = ["compile_model", "as_source"]
@@ -44,53 +48,117 @@ def _check_knots(layer: SourceLayer, l: int) -> np.ndarray:
     return knots32
 
 
-def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str]) -> LUTLayer:
-    layer = src.layers[l]
-    I, O, L = layer.in_dim, layer.out_dim, opts.L
-    knots32 = _check_knots(layer, l)
-    K = knots32.shape[1] - 1
-    active = layer.edge_active(src.symbolic_enabled)
-    edge_src, edge_dst = (a.astype(np.int32) for a in np.nonzero(active))
-    E = edge_src.shape[0]
-    f = np.zeros((E, K, L))
-    f_mid = np.zeros((E, K, L - 1))
-    row_of = {}
+def _table_edges(src: SourceModel, layer: SourceLayer, opts: ContractOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(edge_src, edge_dst) int32 of the edges with a table, in-major: every active edge when symbolic edges
+    are tabulated, else the edges with a spline (numeric mask != 0)."""
+    if opts.symbolic == "tabulate":
+        active = layer.edge_active(src.symbolic_enabled)
+    else:
+        active = layer.mask != 0
+    return tuple(a.astype(np.int32) for a in np.nonzero(active))
+
+
+def _rows(edge_src: np.ndarray, edge_dst: np.ndarray) -> dict[int, tuple[list[int], list[int]]]:
+    """input row -> (edge indices, destination outputs) of the edges leaving it."""
+    rows: dict[int, tuple[list[int], list[int]]] = {}
     for e, (i, j) in enumerate(zip(edge_src.tolist(), edge_dst.tolist())):
-        row_of.setdefault(i, []).append((e, j))
-    for i, pairs in row_of.items():
+        es, js = rows.setdefault(i, ([], []))
+        es.append(e)
+        js.append(j)
+    return rows
+
+
+def _sampled_tables(layer: SourceLayer, l: int, opts: ContractOptions, knots32, edge_src, edge_dst, tab_sym: bool):
+    """LUT tables: stored (table, scale, offset) and the per-edge compile-time error ``tab_error``."""
+    E, K, L = edge_src.shape[0], knots32.shape[1] - 1, opts.L
+    f, f_mid = np.zeros((E, K, L)), np.zeros((E, K, L - 1))
+    for i, (es, js) in _rows(edge_src, edge_dst).items():
         xs = sample_points(knots32[i], L)
-        mids = 0.5 * (xs[:, :-1] + xs[:, 1:])
-        vals = tabulate_row(layer, i, xs, src.symbolic_enabled)
-        vmid = tabulate_row(layer, i, mids, src.symbolic_enabled)
-        es = [e for e, _ in pairs]
-        js = [j for _, j in pairs]
-        f[es] = np.moveaxis(vals[:, :, js], 2, 0)
-        f_mid[es] = np.moveaxis(vmid[:, :, js], 2, 0)
+        f[es] = np.moveaxis(tabulate_row(layer, i, xs, tab_sym)[:, :, js], 2, 0)
+        f_mid[es] = np.moveaxis(tabulate_row(layer, i, 0.5 * (xs[:, :-1] + xs[:, 1:]), tab_sym)[:, :, js], 2, 0)
     if not np.all(np.isfinite(f)):
         e = int(np.nonzero(~np.all(np.isfinite(f), axis=(1, 2)))[0][0])
         i, j = int(edge_src[e]), int(edge_dst[e])
-        name = layer.sym_names[j][i] if src.symbolic_enabled and layer.sym_mask[j, i] else "spline"
+        name = layer.sym_names[j][i] if tab_sym and layer.sym_mask[j, i] else "spline"
         raise UnsupportedModelError(
             f"layer {l}, edge ({i}, {j}) [{name}]: the edge function is not finite on its domain "
-            f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}] (pykan's own forward gives NaN/inf there too); "
-            f"fix the symbolic function or its affine with fix_symbolic before compiling")
+            f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}] (pykan's own forward gives NaN/inf there too), so it "
+            f"cannot be tabulated; compile with symbolic='exact' (the default) to evaluate the formula instead")
     table, scale, offset = quantize(f, opts.scheme)
-    base_weight = np.where(active, layer.mask * layer.scale_base, 0.0).astype(np.float32)
-    if src.base_fun == "zero":
-        base_weight[:] = 0
+    deq = dequantize(table, scale, offset).astype(np.float64)
+    pred_mid = deq[:, :, 1:] if opts.interp == "nearest" else 0.5 * (deq[:, :, :-1] + deq[:, :, 1:])
+    err = np.maximum(np.abs(deq - f).max(axis=2, initial=0), np.abs(pred_mid - f_mid).max(axis=2, initial=0))
+    return table, scale, offset, err.max(axis=1, initial=0)
+
+
+_POLY_CHECK_POINTS = np.linspace(0.0, 1.0, 9)
+
+
+def _poly_tables(layer: SourceLayer, opts: ContractOptions, knots32, edge_src, edge_dst):
+    """``poly`` tables: stored coefficients (E, K, L) and ``tab_error`` measured at 9 points per segment."""
+    E, K, L = edge_src.shape[0], knots32.shape[1] - 1, opts.L
+    coef = np.zeros((E, K, L))
+    err = np.zeros(E)
+    for i, (es, js) in _rows(edge_src, edge_dst).items():
+        c = poly_coefficients(layer, i, knots32[i], L)[:, :, js]  # (K, L, E_i)
+        coef[es] = np.moveaxis(c, 2, 0)
+        t = knots32[i].astype(np.float64)
+        xs = t[:-1, None] + (t[1:] - t[:-1])[:, None] * _POLY_CHECK_POINTS[None, :]
+        exact = tabulate_row(layer, i, xs, False)[:, :, js]  # (K, M, E_i)
+        stored = poly_values(np.moveaxis(coef[es].astype(opts.scheme).astype(np.float64), 0, 2),
+                             _POLY_CHECK_POINTS)
+        flat = (t[1:] - t[:-1]) <= 0  # zero-width segment: only u = 0 is ever evaluated
+        d = np.abs(stored - exact)
+        d[flat, 1:, :] = 0
+        err[es] = d.max(axis=(0, 1), initial=0)
+    table, _, _ = quantize(coef, opts.scheme)
+    return table, err
+
+
+def _symbolic_edges(src: SourceModel, layer: SourceLayer, l: int, opts: ContractOptions):
+    """Exact symbolic edges (``symbolic="exact"``): (sym_src, sym_dst, sym_affine, names) or all None."""
+    if opts.symbolic != "exact" or not src.symbolic_enabled or not np.any(layer.sym_mask):
+        return None, None, None, ()
+    idx = np.nonzero(layer.sym_mask.T != 0)  # (i, j), in-major
+    names, aff = [], []
+    for i, j in zip(*idx):
+        name = layer.sym_names[j][i]
+        symbolic_function(name, where=f"layer {l}, edge ({i}, {j}): ")
+        a, b, c, d = (float(v) for v in layer.sym_affine[j, i])
+        m = float(layer.sym_mask[j, i])
+        row = np.array([a, b, m * c, m * d])
+        if not np.all(np.isfinite(row.astype(np.float32))):
+            raise UnsupportedModelError(f"layer {l}, edge ({i}, {j}) [{name}]: symbolic affine (a, b, c, d) = "
+                                        f"({a:g}, {b:g}, {c:g}, {d:g}) x mask {m:g} is not finite in float32")
+        names.append(name)
+        aff.append(row)
+    return (idx[0].astype(np.int32), idx[1].astype(np.int32), np.asarray(aff, dtype=np.float32), tuple(names))
+
+
+def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str]) -> LUTLayer:
+    layer = src.layers[l]
+    knots32 = _check_knots(layer, l)
+    edge_src, edge_dst = _table_edges(src, layer, opts)
+    if opts.interp == "poly":
+        table, tab_err = _poly_tables(layer, opts, knots32, edge_src, edge_dst)
+        scale = offset = None
+    else:
+        tab_sym = opts.symbolic == "tabulate" and src.symbolic_enabled
+        table, scale, offset, tab_err = _sampled_tables(layer, l, opts, knots32, edge_src, edge_dst, tab_sym)
+    base_weight = np.zeros((layer.in_dim, layer.out_dim), dtype=np.float32)
+    if src.base_fun != "zero":
+        base_weight[edge_src, edge_dst] = (layer.mask * layer.scale_base)[edge_src, edge_dst]
+    sym_src, sym_dst, sym_affine, sym_funs = _symbolic_edges(src, layer, l, opts)
     lut = LUTLayer(
         knots=knots32, edge_src=edge_src, edge_dst=edge_dst, table=table, scale=scale, offset=offset,
         base_weight=base_weight,
         subnode_scale=layer.subnode_scale.astype(np.float32), subnode_bias=layer.subnode_bias.astype(np.float32),
         node_scale=layer.node_scale.astype(np.float32), node_bias=layer.node_bias.astype(np.float32),
         n_sum=int(layer.n_sum), mult_groups=tuple(int(g) for g in layer.mult_groups),
-        tab_error=np.zeros(E, dtype=np.float32),
+        tab_error=tab_err.astype(np.float32), sym_src=sym_src, sym_dst=sym_dst, sym_affine=sym_affine,
+        sym_funs=sym_funs,
     )
-    deq = dequantize(lut.table, lut.scale, lut.offset).astype(np.float64)
-    pred_mid = deq[:, :, 1:] if opts.interp == "nearest" else 0.5 * (deq[:, :, :-1] + deq[:, :, 1:])
-    err = np.maximum(np.abs(deq - f).max(axis=2, initial=0), np.abs(pred_mid - f_mid).max(axis=2, initial=0))
-    object.__setattr__(lut, "tab_error", err.max(axis=1, initial=0).astype(np.float32))
-    _note_symbolic(src, layer, l, opts, knots32, edge_src, edge_dst, notes)
+    _note_symbolic(src, layer, l, opts, knots32, notes)
     zero_rows = np.nonzero(knots32[:, -1] <= knots32[:, 0])[0]
     if zero_rows.size:
         notes.append(f"layer {l}: inputs {zero_rows.tolist()} have zero-width grids (constant feature in "
@@ -98,15 +166,14 @@ def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[
     return lut
 
 
-def _note_symbolic(src, layer, l, opts, knots32, edge_src, edge_dst, notes) -> None:
-    if not src.symbolic_enabled:
+def _note_symbolic(src, layer, l, opts, knots32, notes) -> None:
+    if not src.symbolic_enabled or opts.symbolic != "tabulate":
         return
-    for i, j in zip(edge_src.tolist(), edge_dst.tolist()):
-        if layer.sym_mask[j, i]:
-            notes.append(
-                f"layer {l}, edge ({i}, {j}): symbolic {layer.sym_names[j][i]!r} is tabulated on "
-                f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}]; outside it the table follows oob={opts.oob!r} "
-                f"while pykan keeps evaluating the formula")
+    for i, j in zip(*np.nonzero(layer.sym_mask.T != 0)):
+        notes.append(
+            f"layer {l}, edge ({i}, {j}): symbolic {layer.sym_names[j][i]!r} is tabulated on "
+            f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}]; outside it the table follows oob={opts.oob!r} "
+            f"while pykan keeps evaluating the formula")
 
 
 def compile_model(source, options: ContractOptions | None = None, *, progress: bool = False,
@@ -114,6 +181,8 @@ def compile_model(source, options: ContractOptions | None = None, *, progress: b
     """Compile ``source`` (SourceModel, live pykan model or checkpoint path) under ``options``."""
     opts = options or ContractOptions()
     src = as_source(source, **load_kw)
+    if opts.interp == "poly":  # L = coefficients per segment: the largest spline order + 1
+        opts = replace(opts, L=max(int(layer.k) for layer in src.layers) + 1)
     notes: list[str] = []
     layers = []
     for l in tqdm(range(len(src.layers)), desc="compile", unit="layer", disable=not progress):

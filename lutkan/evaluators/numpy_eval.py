@@ -1,20 +1,23 @@
 """NumPy reference evaluator of a compiled model: the definition of correct.
 
-Per layer, for a float32 input column ``x_i`` with knots ``t_i[0..K]`` (``docs/contract.md``):
+Per layer, for a float32 input column ``x_i`` with knots ``t_i[0..K]`` (``docs/contract.md`` §3):
 
 1. ``nan = isnan(x)``; ``x_s = x`` with NaN replaced by ``t_0`` (indexing must never see NaN;
    NaN is re-injected in step 7). ``x_f = clip(x_s, -FLT_MAX, FLT_MAX)``.
 2. ``x_c = min(max(x_s, t_0), hi_idx)`` (``hi_idx`` = ``t_K`` closed, ``nextafter(t_K, -inf)``
    half_open); ``k = #{m in 1..K-1 : t_m <= x_c}`` (right-continuous at interior knots).
-3. ``pos = clip((x_c - t_k) * seg_scale[k], 0, L-1)``; ``r0 = min(floor(pos), L-2)``;
-   ``w = pos - r0``.
-4. ``linear``: ``v = T[r0] + w*(T[r0+1] - T[r0])``; ``nearest``: ``v = T[r0 + (w >= 0.5)]``.
+3. Tables: ``pos = clip((x_c - t_k) * seg_scale[k], 0, L-1)``; ``r0 = min(floor(pos), L-2)``;
+   ``w = pos - r0``. ``poly``: ``u = clip((x_c - t_k) * seg_scale[k], 0, 1)`` (seg_scale = 1/width).
+4. ``linear``: ``v = T[r0] + w*(T[r0+1] - T[r0])``; ``nearest``: ``v = T[r0 + (w >= 0.5)]``;
+   ``poly``: ``v = sum_m C[m] * B_m(u)``, Bernstein basis of degree L-1 (``bernstein_basis``).
 5. Outside the domain (``closed``: ``t_0 <= x <= t_K``, ``half_open``: ``t_0 <= x < t_K``):
    ``clip`` keeps ``v``; ``zero`` sets ``v = 0``; ``extrapolate`` uses the linear formula with
-   ``w = clip((x_f - t_k)*seg_scale[k] - r0, -FLT_MAX, FLT_MAX)``.
+   ``w = clip((x_f - t_k)*seg_scale[k] - r0, -FLT_MAX, FLT_MAX)`` (``poly``: the basis at
+   ``u = clip((x_f - t_k)*seg_scale[k], -U_EXT, U_EXT)``, ``U_EXT = 2^16`` segment widths).
 6. ``s_j = sum_i v_ij + sum_i base_weight_ij * base(x_f_i)``.
-7. ``s_j = NaN`` if some ``x_i`` is NaN and edge ``(i, j)`` is active.
-8. Subnode affine, multiplication groups, node affine.
+7. ``s_j = NaN`` if some ``x_i`` is NaN and table edge ``(i, j)`` is active.
+8. Symbolic edges (exact): ``s_j += c*f(a*x_i + b) + d`` on the raw ``x_i`` (NaN/inf propagate as IEEE).
+9. Subnode affine, multiplication groups, node affine.
 All arithmetic is float32.
 """
 
@@ -23,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from lutkan.artifact import LUTModel
-from lutkan.contract import FLT_MAX
+from lutkan.contract import FLT_MAX, U_EXT
 from lutkan.evaluators.inputs import check_input
-from lutkan.tables import LayerTables, model_tables
+from lutkan.symbolic import symbolic_terms
+from lutkan.tables import LayerTables, SymbolicEdges, bernstein_basis, model_tables
 
 
 def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
@@ -36,6 +40,25 @@ def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
     if base_fun == "identity":
         return x_f
     return np.zeros_like(x_f)
+
+
+def symbolic_sum(sym: SymbolicEdges, x: np.ndarray) -> np.ndarray:
+    """(N, O) float32: each output's sum of its symbolic edges ``c*f(a*x_src + b) + d``, in edge order."""
+    terms = symbolic_terms(sym.funs, sym.affine, x[:, sym.src])
+    out = np.zeros((x.shape[0], sym.out_dim), dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for e in range(sym.n_edges):
+            out[:, sym.dst[e]] += terms[:, e]
+    return out
+
+
+def _bernstein(p: LayerTables, row: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(N, I, O) polynomial values: control points at rows ``row + m``, local coordinate ``u`` (N, I)."""
+    B = bernstein_basis(u, p.L - 1)  # (N, I, L)
+    v = B[:, :, 0, None] * p.dense[row]
+    for m in range(1, p.L):
+        v = v + B[:, :, m, None] * p.dense[row + m]
+    return v
 
 
 def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
@@ -52,28 +75,35 @@ def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
         cols = np.arange(I)[None, :]
         t_k = p.knots[cols, k]
         s_k = p.seg_scale[cols, k]
-        pos = np.clip((x_c - t_k) * s_k, np.float32(0), np.float32(L - 1))
-        r0 = np.minimum(np.floor(pos), np.float32(L - 2))
-        w = pos - r0
         if boundary == "closed":
             in_dom = (x_s >= p.lo) & (x_s <= p.hi)
         else:
             in_dom = (x_s >= p.lo) & (x_s < p.hi)
-        row = ((cols * K + k) * L + r0.astype(np.int64)).astype(np.int64)
-        a = p.dense[row]  # (N, I, O)
-        if interp == "linear" or oob == "extrapolate":
-            b = p.dense[row + 1]
-        if oob == "extrapolate":
-            w_ext = np.clip((x_f - t_k) * s_k - r0, -FLT_MAX, FLT_MAX)
-            w_lin = np.where(in_dom, w, w_ext)
-        else:
-            w_lin = w
-        if interp == "linear":
-            v = a + w_lin[:, :, None] * (b - a)
-        else:
-            v = np.where((w >= 0.5)[:, :, None], p.dense[row + 1], a)
+        if interp == "poly":
+            row = ((cols * K + k) * L).astype(np.int64)
+            u = np.clip((x_c - t_k) * s_k, np.float32(0), np.float32(1))
             if oob == "extrapolate":
-                v = np.where(in_dom[:, :, None], v, a + w_lin[:, :, None] * (b - a))
+                u = np.where(in_dom, u, np.clip((x_f - t_k) * s_k, -U_EXT, U_EXT))
+            v = _bernstein(p, row, u)
+        else:
+            pos = np.clip((x_c - t_k) * s_k, np.float32(0), np.float32(L - 1))
+            r0 = np.minimum(np.floor(pos), np.float32(L - 2))
+            w = pos - r0
+            row = ((cols * K + k) * L + r0.astype(np.int64)).astype(np.int64)
+            a = p.dense[row]  # (N, I, O)
+            if interp == "linear" or oob == "extrapolate":
+                b = p.dense[row + 1]
+            if oob == "extrapolate":
+                w_ext = np.clip((x_f - t_k) * s_k - r0, -FLT_MAX, FLT_MAX)
+                w_lin = np.where(in_dom, w, w_ext)
+            else:
+                w_lin = w
+            if interp == "linear":
+                v = a + w_lin[:, :, None] * (b - a)
+            else:
+                v = np.where((w >= 0.5)[:, :, None], p.dense[row + 1], a)
+                if oob == "extrapolate":
+                    v = np.where(in_dom[:, :, None], v, a + w_lin[:, :, None] * (b - a))
         if oob == "zero":
             v = np.where(in_dom[:, :, None], v, np.float32(0))
         s = v.sum(axis=1, dtype=np.float32)
@@ -81,6 +111,8 @@ def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
         if nan.any():
             poisoned = (nan.astype(np.float32) @ p.active.astype(np.float32)) > 0
             s[poisoned] = np.nan
+        if p.symbolic is not None:
+            s += symbolic_sum(p.symbolic, x)
         return s if p.nodes is None else p.nodes.apply(s).astype(np.float32, copy=False)
 
 
