@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 
 from lutkan.bench import add_cli
-from lutkan.bench.report import CSV_COLUMNS, _json_safe, fmt, fmt_ci, render_report
+from lutkan.bench.report import render_report
+from lutkan.bench.report.accuracy import fmt_ci
+from lutkan.bench.report.files import CSV_COLUMNS, json_safe
 from lutkan.bench.rows import COLUMNS
 from lutkan.bench.stats import T975, mean_ci, quartiles, t_quantile_975
 from lutkan.bench.summary import summarize
 from lutkan.bench.timing import THREAD_ENV, measure_interleaved
+from lutkan.reporting import fmt
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +135,7 @@ def test_report_numbers_match_json(smoke):
         line = next(ln for ln in lines if ln.startswith(f"| {d['id']} |"))
         assert f"| {fmt(d['achieved'])} |" in line, (d, line)
     # the summary is a function of the rows alone
-    assert _json_safe(summarize(res)) == res["summary"]
+    assert json_safe(summarize(res)) == res["summary"]
 
 
 def test_smoke_studies_produced_results(smoke):
