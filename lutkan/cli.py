@@ -258,13 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=cmd_inspect)
 
-    for mod in ("lutkan.bench", "lutkan.demo"):
-        try:
-            module = __import__(mod, fromlist=["add_cli"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_cli"):
-            module.add_cli(sub)
+    from lutkan.bench import add_cli as add_bench_cli
+    from lutkan.demo import add_cli as add_demo_cli
+
+    add_bench_cli(sub)
+    add_demo_cli(sub)
     return p
 
 
