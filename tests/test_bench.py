@@ -197,6 +197,34 @@ def test_interleaved_timing_and_budget():
     assert "skipped" in res["slow"] and "budget" in res["slow"]["skipped"]
 
 
+def test_time_calls_front_door():
+    """The simple front door: pinned, interleaved, never skipped, stopped by the call count."""
+    from lutkan.bench.timing import time_calls
+
+    calls = {"a": 0}
+    env = {k: os.environ.get(k) for k in THREAD_ENV}
+
+    def fa():
+        calls["a"] += 1
+
+    res = time_calls({"a": fa, "b": lambda: None}, max_calls=50, warmup=1)
+    assert set(res) == {"a", "b"} and all(r["n"] >= 50 and r["median"] >= 0 for r in res.values())
+    assert calls["a"] >= 51
+    assert {k: os.environ.get(k) for k in THREAD_ENV} == env  # thread settings restored
+
+
+def test_plugin_bench_prints_its_table(capsys):
+    """``python -m lutkan.bench.plugin`` (here with few calls): one markdown row per batch size."""
+    from lutkan.bench import plugin
+
+    res = plugin.main(["--scale", "0.002"])
+    out = capsys.readouterr().out
+    assert set(res) == set(plugin.BATCHES)
+    assert all(v > 0 for r in res.values() for v in r.values())
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| batch | numba (µs) | plugin sess.run (µs)") and len(lines) == 1 + len(plugin.BATCHES)
+
+
 def test_missing_component_is_recorded(monkeypatch):
     """A component that is not there yet becomes a skipped row with the reason, never a silent gap."""
     from lutkan.bench import speed

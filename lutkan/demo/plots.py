@@ -33,7 +33,7 @@ def _error_plot(rows: list[Row], out: Path) -> str:
     n_layers = len(rows[0].layer_tab_error)
     fig = Figure(figsize=(4.2 * max(1, len(schemes)), 3.8), dpi=100)
     axes = fig.subplots(1, max(1, len(schemes)), squeeze=False, sharey=True)[0]
-    for ax, scheme in zip(axes, schemes):
+    for ax, scheme in zip(axes, schemes, strict=True):
         rs = sorted((r for r in rows if r.scheme == scheme), key=lambda r: r.L)
         Ls = [r.L for r in rs]
         for l in range(n_layers):
@@ -67,7 +67,7 @@ def _latency_plot(primary: Row, ref_lat: dict, n: int, out: Path) -> str:
     for ax, vals, title in ((axes[0], b1, "batch 1"), (axes[1], bn, f"batch {n}")):
         v = [np.nan if x is None else x for x in vals]
         bars = ax.bar(labels, v, color=["#888888", "#1f77b4", "#2ca02c"])
-        for b, x in zip(bars, v):
+        for b, x in zip(bars, v, strict=True):
             if np.isfinite(x):
                 ax.annotate(fmt_us(x), (b.get_x() + b.get_width() / 2, x), ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("median latency (µs)")

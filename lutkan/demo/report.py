@@ -234,7 +234,8 @@ def report_md(res: dict, rows: list[Row], ref_cls: dict, ref_lat: dict, labelled
     """The ``report.md`` text: status, accuracy vs pykan, latency, sizes, plots, files, environment."""
     env = ", ".join(f"{k} {val}" for k, val in res["versions"].items())
     md = (_intro_md(res, rows) + _accuracy_md(res, rows, ref_cls, labelled, primary)
-          + _latency_md(res, rows, ref_lat, n) + _sizes_md(res, rows) + _files_md(res) + ["## Environment", "", env, ""])
+          + _latency_md(res, rows, ref_lat, n) + _sizes_md(res, rows) + _files_md(res)
+          + ["## Environment", "", env, ""])
     return "\n".join(md)
 
 

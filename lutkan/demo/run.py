@@ -178,8 +178,8 @@ def _time_sessions(row: Row, job: Job, sessions: dict) -> None:
     timed = {k: sessions[k] for k in TIMED if k in sessions}
     lat: dict[str, float] = {}
     for tag, xb in (("1", np.ascontiguousarray(x[:1])), ("N", x)):
-        fns = {f"{key}@{tag}": (lambda s=sess, f={sess.get_inputs()[0].name: xb}: s.run(None, f))
-               for key, sess in timed.items()}
+        feeds = {key: {sess.get_inputs()[0].name: xb} for key, sess in timed.items()}
+        fns = {f"{key}@{tag}": (lambda s=sess, f=feeds[key]: s.run(None, f)) for key, sess in timed.items()}
         lat.update(_median_us(fns, job.budget, job.cfg.threads))
     row.latency_us.update({f"{key}@{tag}": lat[f"{key}@{tag}"] for key in timed for tag in ("1", "N")})
 

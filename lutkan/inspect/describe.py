@@ -69,7 +69,7 @@ def _describe_lutkan(model: LUTModel) -> dict:
     s = model.summary()
     s["n_outputs"] = model.n_outputs
     s["total_table_bytes"] = int(sum(model.table_bytes()))
-    for entry, layer in zip(s["layers"], model.layers):
+    for entry, layer in zip(s["layers"], model.layers, strict=True):
         entry["L"] = model.contract.L
         entry["scheme"] = model.contract.scheme
         entry["table_dtype"] = layer.table.dtype.name

@@ -140,7 +140,8 @@ def write_edge_report(model: LUTModel, src, out_dir: str | Path, *, label: str =
     for l, layer in enumerate(model.layers):
         png = out / f"layer{l}_edge_error.png"
         _heatmap(rows, l, (layer.in_dim, layer.out_dim), png,
-                 f"{label}layer {l}: compiled edge vs source edge, max abs error\non a dense grid (L={c.L}, {c.scheme}; blank: inactive edge)")
+                 f"{label}layer {l}: compiled edge vs source edge, max abs error\non a dense grid "
+                 f"(L={c.L}, {c.scheme}; blank: inactive edge)")
         pngs.append(str(png))
     per_layer = []
     for l in range(len(model.layers)):

@@ -51,7 +51,7 @@ def controlled(res: dict) -> str:
             s.append(f"\n**Max abs error on `{name}` (unclipped Gaussian), vs float64**; OOB rows: "
                      f"{fmt(frac['mean'] if frac else None)} of rows:\n")
             s.append(grid_table("max_abs_err", name, "float64"))
-            s.append(f"\nSame inputs, error over the OOB rows only:\n")
+            s.append("\nSame inputs, error over the OOB rows only:\n")
             s.append(grid_table("max_abs_err_oob_rows", name, "float64"))
     s.append("\n**Where the error stops falling with L** (in-domain mean max abs error; floor = the first L "
              f"after which doubling L improves it by less than {fmt(dz['floor_improvement'])}×):\n")
@@ -84,7 +84,7 @@ def init(res: dict) -> str:
     rows = []
     vals = {}
     for m in models:
-        def get(metric, L=""):
+        def get(metric, L="", m=m):
             d = next((t for t in table if t["model"] == m and t["metric"] == metric and t["L"] == L), None)
             return d["mean"] if d else None
 
@@ -133,7 +133,7 @@ def trained(res: dict) -> str:
          "linear. `vs pykan` is pykan's own forward of the loaded checkpoint.\n"]
     rows = []
     for d in tr["table"]:
-        ref = "pykan" if f"max_abs_err|pykan|natural" in d else "float64"
+        ref = "pykan" if "max_abs_err|pykan|natural" in d else "float64"
         rows.append([d["model"], d["scheme"], fmt(d["L"]),
                      fmt(d.get("max_abs_err|pykan|natural")), fmt(d.get("max_abs_err|float64|natural")),
                      fmt(d.get(f"mae|{ref}|natural")), fmt(d.get(f"max_abs_err_over_std|{ref}|natural")),

@@ -82,9 +82,10 @@ def _t2_analysis(res: dict, t: dict) -> str:
     k1 = int(res.get("speed_model", {}).get("k", 3)) + 1
     return (f"\n**T2 is not met: analysis.** At batch {b} the LUT Numba kernel costs {fmt(lut_ns)} ns per edge "
             f"evaluation and the strong B-spline {fmt(strong_ns)} ns ({fmt(d.get('strong_numba_over_lut_numba'))}×); "
-            f"{fmt(t['target'])}× needs the LUT at {fmt(strong_ns / t['target'] if strong_ns else None)} ns per edge. "
-            f"Per (row, input) both kernels do a little index work (LUT: a segment search over that input's knots, "
-            f"branch-free for up to 32 segments; strong B-spline: the same search plus {fmt(k1)} basis values) and then an inner loop over the O outputs: the "
+            f"{fmt(t['target'])}× needs the LUT at {fmt(strong_ns / t['target'] if strong_ns else None)} ns per "
+            f"edge. Per (row, input) both kernels do a little index work (LUT: a segment search over that input's "
+            f"knots, branch-free for up to 32 segments; strong B-spline: the same search plus {fmt(k1)} basis "
+            f"values) and then an inner loop over the O outputs: the "
             f"LUT reads two float32 table rows and does a lerp per output, the strong B-spline reads {fmt(k1)} "
             f"coefficient rows and does {fmt(k1)} multiply-adds. Per output that is 2 against {fmt(k1)} loads, and "
             f"per (row, input) a segment count against a segment search plus the basis recurrence. Memory: the "
@@ -92,7 +93,8 @@ def _t2_analysis(res: dict, t: dict) -> str:
             f"for layer 0, against {fmt(spline / 2**20 if spline else None)} MiB of float spline parameters "
             f"(cache per core: {cache}). The kernel already runs the per-(row, input) work as separate "
             f"passes over the batch (segment count vectorized over rows, branch-free parameters, then the row "
-            f"gathers): done as one branchy scalar pass it dominated the layer. What more it would take: (1) gather int8 codes instead of "
+            f"gathers): done as one branchy scalar pass it dominated the layer. What more it would take: "
+            f"(1) gather int8 codes instead of "
             f"dequantized float32 rows (4× fewer bytes per row); (2) FMA contraction (needs `fastmath`, which "
             f"gives up bitwise agreement with the reference, or a native kernel); (3) a vectorized exp for the "
             f"SiLU base branch (Numba has no SVML here).\n")
