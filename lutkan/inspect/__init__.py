@@ -1,8 +1,8 @@
 """``lutkan inspect``: describe a ``.lutkan`` artifact or an exported ``.onnx`` file.
 
-``describe`` (``describe.py``) gives the description as a dict and ``format_text`` renders it;
-``--edges`` adds the per-edge error report against the source model (``edges.py``: ``edges.csv`` and
-one heatmap per layer). ``inspect_main`` is the CLI entry.
+``describe.describe`` gives the description as a dict and ``describe.format_text`` renders it;
+``--edges`` adds the per-edge error report against the source model (``edges.write_edge_report``:
+``edges.csv`` and one heatmap per layer). ``inspect_main`` is the CLI entry.
 """
 
 from __future__ import annotations
@@ -10,22 +10,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lutkan.inspect.describe import describe, format_text
-from lutkan.inspect.edges import edge_errors, model_for_edges, write_edge_report
+from lutkan.inspect import describe, edges
 
 
 def inspect_main(a) -> int:
     """Entry point of ``lutkan inspect`` (args: model, json, edges, source, out, quiet)."""
     path = Path(a.model)
-    d = describe(path)
+    d = describe.describe(path)
     if getattr(a, "edges", False):
-        model, src = model_for_edges(path, d["kind"], d, getattr(a, "source", None))
-        d["edge_report"] = write_edge_report(model, src, getattr(a, "out", None) or "inspect-out",
-                                             label=f"{path.name}: ")
+        model, src = edges.model_for_edges(path, d["kind"], d, getattr(a, "source", None))
+        d["edge_report"] = edges.write_edge_report(model, src, getattr(a, "out", None) or "inspect-out",
+                                                   label=f"{path.name}: ")
     if getattr(a, "json", False):
         print(json.dumps(d, indent=2, default=str))
         return 0
-    print(format_text(d))
+    print(describe.format_text(d))
     if "edge_report" in d:
         r = d["edge_report"]
         print(f"edge report: {r['rows']} edges -> {r['csv']}, heatmaps {', '.join(r['png'])}")
@@ -35,4 +34,4 @@ def inspect_main(a) -> int:
     return 0
 
 
-__all__ = ["describe", "edge_errors", "format_text", "inspect_main", "write_edge_report"]
+__all__ = ["inspect_main"]

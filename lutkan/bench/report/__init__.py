@@ -20,18 +20,17 @@ import json
 import sys
 from pathlib import Path
 
-from lutkan.bench.report.accuracy import controlled, init, robustness, trained
+from lutkan.bench.report import accuracy, intro, speed, targets
 from lutkan.bench.report.files import write_csv, write_json
-from lutkan.bench.report.intro import environment, header, method
-from lutkan.bench.report.speed import memory, not_run, plots, speed
-from lutkan.bench.report.targets import targets
 
 
 def render_report(results: dict, plot_files: list[str] | None = None) -> str:
     """report.md text from a results dict (as written to results.json)."""
-    parts = [header(results), environment(results), method(results), targets(results), controlled(results),
-             init(results), trained(results), robustness(results), speed(results), memory(results),
-             not_run(results), plots(results, plot_files if plot_files is not None else results.get("plots", []))]
+    plots = plot_files if plot_files is not None else results.get("plots", [])
+    parts = [intro.header(results), intro.environment(results), intro.method(results), targets.targets(results),
+             accuracy.controlled(results), accuracy.init(results), accuracy.trained(results),
+             accuracy.robustness(results), speed.speed(results), speed.memory(results), speed.not_run(results),
+             speed.plots(results, plots)]
     return "\n".join(p for p in parts if p)
 
 
