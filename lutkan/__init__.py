@@ -16,6 +16,7 @@ when exporting or running ONNX)::
 
 from __future__ import annotations
 
+from lutkan._version import version as _read_version
 from lutkan.artifact import LUTLayer, LUTModel, load, save
 from lutkan.contract import ContractOptions
 from lutkan.errors import (
@@ -28,7 +29,7 @@ from lutkan.errors import (
     UnsupportedModelError,
 )
 
-__version__ = "0.1.0"
+__version__ = _read_version()
 
 
 def compile_model(source, options: ContractOptions | None = None, **kw) -> LUTModel:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lutkan import contract as C
+from lutkan._version import version
 from lutkan.errors import LutKanError
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lutkan", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Exit codes: 0 ok, 1 verify failed, 2 usage error, 3 lutkan error.")
-    p.add_argument("--version", action="version", version="lutkan 0.1.0")
+    p.add_argument("--version", action="version", version=f"lutkan {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile a pykan model/checkpoint into a .lutkan artifact")
@@ -257,13 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=cmd_inspect)
 
-    for mod in ("lutkan.bench", "lutkan.demo"):
-        try:
-            module = __import__(mod, fromlist=["add_cli"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_cli"):
-            module.add_cli(sub)
+    from lutkan.bench import add_cli as add_bench_cli
+    from lutkan.demo import add_cli as add_demo_cli
+
+    add_bench_cli(sub)
+    add_demo_cli(sub)
     return p
 
 

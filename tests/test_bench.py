@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 
 from lutkan.bench import add_cli
-from lutkan.bench.report import CSV_COLUMNS, _json_safe, fmt, fmt_ci, render_report
+from lutkan.bench.report import render_report
+from lutkan.bench.report.accuracy import fmt_ci
+from lutkan.bench.report.files import CSV_COLUMNS, json_safe
 from lutkan.bench.rows import COLUMNS
 from lutkan.bench.stats import T975, mean_ci, quartiles, t_quantile_975
 from lutkan.bench.summary import summarize
 from lutkan.bench.timing import THREAD_ENV, measure_interleaved
+from lutkan.reporting import fmt
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +135,7 @@ def test_report_numbers_match_json(smoke):
         line = next(ln for ln in lines if ln.startswith(f"| {d['id']} |"))
         assert f"| {fmt(d['achieved'])} |" in line, (d, line)
     # the summary is a function of the rows alone
-    assert _json_safe(summarize(res)) == res["summary"]
+    assert json_safe(summarize(res)) == res["summary"]
 
 
 def test_smoke_studies_produced_results(smoke):
@@ -192,6 +195,34 @@ def test_interleaved_timing_and_budget():
                               budget_s={"a": 1.0, "slow": 0.1})
     assert res["a"]["n"] >= 20 and res["a"]["median"] > 0
     assert "skipped" in res["slow"] and "budget" in res["slow"]["skipped"]
+
+
+def test_time_calls_front_door():
+    """The simple front door: pinned, interleaved, never skipped, stopped by the call count."""
+    from lutkan.bench.timing import time_calls
+
+    calls = {"a": 0}
+    env = {k: os.environ.get(k) for k in THREAD_ENV}
+
+    def fa():
+        calls["a"] += 1
+
+    res = time_calls({"a": fa, "b": lambda: None}, max_calls=50, warmup=1)
+    assert set(res) == {"a", "b"} and all(r["n"] >= 50 and r["median"] >= 0 for r in res.values())
+    assert calls["a"] >= 51
+    assert {k: os.environ.get(k) for k in THREAD_ENV} == env  # thread settings restored
+
+
+def test_plugin_bench_prints_its_table(capsys):
+    """``python -m lutkan.bench.plugin`` (here with few calls): one markdown row per batch size."""
+    from lutkan.bench import plugin
+
+    res = plugin.main(["--scale", "0.002"])
+    out = capsys.readouterr().out
+    assert set(res) == set(plugin.BATCHES)
+    assert all(v > 0 for r in res.values() for v in r.values())
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| batch | numba (µs) | plugin sess.run (µs)") and len(lines) == 1 + len(plugin.BATCHES)
 
 
 def test_missing_component_is_recorded(monkeypatch):

@@ -67,3 +67,28 @@ def test_invalid_contract_flag_is_a_usage_error():
 def test_invalid_L_is_reported(tmp_path, capsys):
     assert main(["compile", SRC, "-o", str(tmp_path / "m.lutkan"), "--L", "1", "--quiet"]) == EXIT_ERROR
     assert "L=1" in capsys.readouterr().err
+
+
+def test_version_comes_from_package_metadata(capsys, monkeypatch):
+    """--version, lutkan.__version__ and the ONNX producer_version all read the installed metadata."""
+    import importlib.metadata
+
+    import lutkan
+    from lutkan import _version
+    from lutkan.exporter._versions import producer_version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lutkan {_version.version()}"
+    assert lutkan.__version__ == producer_version() == _version.version()
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    _version.version.cache_clear()
+    monkeypatch.setattr(_version, "_dist_version", missing)
+    try:
+        assert _version.version() == "0+unknown"
+    finally:
+        _version.version.cache_clear()

@@ -10,7 +10,8 @@ Modules (one concept each): ``timing`` (how latencies are taken), ``env`` (the e
 ``stats`` (mean/std/t-interval, quartiles), ``rows`` (result records), ``zoo`` (the models),
 ``accuracy``, ``speed``, ``memory`` (the three studies), ``summary`` (derived figures and targets),
 ``report`` / ``plots`` (the files), ``suite`` (profiles and the driver), ``pykan_onnx`` (the
-torch.onnx.export baseline). Importing this package is cheap: heavy modules load inside ``run_bench``.
+torch.onnx.export baseline), ``plugin`` (``python -m lutkan.bench.plugin``: the onnxruntime plugin
+bridge against the Numba kernel). Importing this package is cheap: heavy modules load inside ``run_bench``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from lutkan.bench.zoo import BenchModel, layer_domains, random_model, torch_forw
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.reporting import f1, predict
 from lutkan.source import base_function
 from lutkan.testing import compare_outputs, error_over_std
 
@@ -188,25 +189,6 @@ def init_amplitude(p, trained: list[BenchModel], tick: Callable[[str], None] = l
     return rows
 
 
-def _f1(y_true: np.ndarray, pred: np.ndarray, task: str) -> float:
-    """Binary F1 (positive class 1) or macro F1 over the classes present in y_true or pred."""
-    y_true = np.asarray(y_true).astype(np.int64)
-    pred = np.asarray(pred).astype(np.int64)
-    classes = [1] if task == "binary" else sorted(set(y_true.tolist()) | set(pred.tolist()))
-    f1s = []
-    for c in classes:
-        tp = int(np.sum((pred == c) & (y_true == c)))
-        fp = int(np.sum((pred == c) & (y_true != c)))
-        fn = int(np.sum((pred != c) & (y_true == c)))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s))
-
-
-def predict(y: np.ndarray, task: str) -> np.ndarray:
-    """Class decisions from logits, as the bundled models were trained: logit > 0 (binary), argmax."""
-    return (y[:, 0] > 0).astype(np.int64) if task == "binary" else np.argmax(y, axis=1)
-
-
 def trained(p, models: list[BenchModel], tick: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Every trained checkpoint at the profile's (L, scheme): error vs float64 and pykan, F1 on test sets."""
     rows: list[dict] = []
@@ -228,7 +210,7 @@ def trained(p, models: list[BenchModel], tick: Callable[[str], None] = lambda s:
         float_f1 = {}
         if bm.task and bm.y is not None:
             for ref_name, y_ref in refs["natural"].items():
-                float_f1[ref_name] = _f1(bm.y, predict(y_ref, bm.task), bm.task)
+                float_f1[ref_name] = f1(bm.y, predict(y_ref), binary=bm.task == "binary")
                 rows.append(row("classification", "f1", float_f1[ref_name], model=bm.name, contender=ref_name,
                                 reference="labels", input_set="natural", batch=int(bm.y.size),
                                 note="binary F1 (logit > 0)" if bm.task == "binary" else "macro F1 (argmax)"))
@@ -254,14 +236,14 @@ def trained(p, models: list[BenchModel], tick: Callable[[str], None] = lambda s:
                         rows += error_rows("accuracy_trained", y, y_ref, reference=ref_name, input_set=name,
                                            oob_mask=oob[name], with_std=True, **cols)
                     if name == "natural" and bm.task and bm.y is not None:
-                        pred = predict(y, bm.task)
-                        f1 = _f1(bm.y, pred, bm.task)
-                        rows.append(row("classification", "f1", f1, reference="labels", input_set=name,
+                        pred = predict(y)
+                        f1_lut = f1(bm.y, pred, binary=bm.task == "binary")
+                        rows.append(row("classification", "f1", f1_lut, reference="labels", input_set=name,
                                         batch=int(bm.y.size), **cols))
                         for ref_name, y_ref in refs[name].items():
-                            rows.append(row("classification", "f1_delta", f1 - float_f1[ref_name], reference=ref_name,
-                                            input_set=name, batch=int(bm.y.size), **cols))
-                            flips = int(np.sum(pred != predict(y_ref, bm.task)))
+                            rows.append(row("classification", "f1_delta", f1_lut - float_f1[ref_name],
+                                            reference=ref_name, input_set=name, batch=int(bm.y.size), **cols))
+                            flips = int(np.sum(pred != predict(y_ref)))
                             rows.append(row("classification", "decisions_changed", flips, reference=ref_name,
                                             input_set=name, batch=int(bm.y.size), **cols))
                 tick(f"trained {bm.name} L{L} {scheme}")
@@ -306,4 +288,4 @@ def robustness(p, models: list[BenchModel], tick: Callable[[str], None] = lambda
     return rows
 
 
-__all__ = ["controlled", "error_rows", "init_amplitude", "inputs_for", "predict", "robustness", "trained"]
+__all__ = ["controlled", "error_rows", "init_amplitude", "inputs_for", "robustness", "trained"]

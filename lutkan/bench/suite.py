@@ -267,13 +267,15 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
         rows += run_stage("memory", lambda: _memory(p, sm, lut, compile_fn, art))
         env["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
         from lutkan.bench import report
+        from lutkan.bench.report.files import write_json
+        from lutkan.bench.report.intro import design
         from lutkan.bench.summary import summarize
 
         results = {
             "schema": SCHEMA, "run_id": uuid.uuid4().hex[:12], "profile": asdict(p), "env": env,
             "speed_model": {"name": sm.name, "width": list(sm.src.width), "grid": sm.grid,
                             "k": sm.src.layers[0].k},
-            "stage_seconds": stage_s, "design": report.design(), "rows": rows,
+            "stage_seconds": stage_s, "design": design(), "rows": rows,
         }
         results["summary"] = summarize(results)
         results["wall_time_s"] = round(time.perf_counter() - t_start, 2)
@@ -282,7 +284,7 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
     finally:
         bar.close()
     results["wall_time_s_with_report"] = round(time.perf_counter() - t_start, 2)
-    report.write_json(results, out_dir)  # the same content plus the final wall time
+    write_json(results, out_dir)  # the same content plus the final wall time
     if not quiet:
         print(f"lutkan bench --profile {profile}: {len(rows)} result rows in {results['wall_time_s_with_report']} s "
               f"-> {out_dir}/results.csv, results.json, report.md, plots/")

@@ -28,6 +28,10 @@ Method (``measure_interleaved``), per batch size:
    falls on all contenders alike instead of on whichever ran during a burst.
 5. Every call is timed on its own with ``time.perf_counter()``; the garbage collector is off while
    timing. Reported: the **median** and the quartiles (IQR), in ms, and the number of samples.
+
+``time_calls`` is the front door for the tools outside the study (``lutkan demo``,
+``python -m lutkan.bench.plugin``): the same pinned, interleaved measurement with no budget (nothing is
+skipped), stopped by wall time or by a number of calls.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import gc
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -49,11 +54,10 @@ MAX_BLOCK = 20
 
 
 @contextlib.contextmanager
-def pinned_threads(n: int = 1) -> Iterator[dict]:
+def pinned_threads(n: int = 1, *, pin_torch: bool = True) -> Iterator[dict]:
     """Limit every compute library to ``n`` threads for the ``with`` body; yield what is in effect
-    (for the environment record). Environment variables and library thread counts are restored on exit."""
-    import sys
-
+    (for the environment record). Environment variables and library thread counts are restored on exit.
+    With ``pin_torch=False`` torch is left alone (and not imported)."""
     saved_env = {k: os.environ.get(k) for k in THREAD_ENV}
     numba_loaded = "numba" in sys.modules
     for k in THREAD_ENV:
@@ -81,6 +85,8 @@ def pinned_threads(n: int = 1) -> Iterator[dict]:
     except Exception:  # noqa: BLE001 - optional
         out["threadpoolctl"] = "not installed"
     try:
+        if not pin_torch:
+            raise ImportError("pin_torch=False")
         import torch
 
         prev_torch = torch.get_num_threads()
@@ -92,8 +98,8 @@ def pinned_threads(n: int = 1) -> Iterator[dict]:
             pass
         out["torch.get_num_threads"] = int(torch.get_num_threads())
         out["torch.get_num_interop_threads"] = int(torch.get_num_interop_threads())
-    except ImportError:
-        out["torch.get_num_threads"] = "torch not installed"
+    except ImportError as e:
+        out["torch.get_num_threads"] = f"torch left alone ({e})" if not pin_torch else "torch not installed"
     out["onnxruntime.intra_op_num_threads"] = n
     try:
         yield out
@@ -201,4 +207,19 @@ def paired_ratio(a: dict, b: dict) -> dict | None:
     return quartiles(ra[r] / rb[r] for r in common if rb[r] > 0)
 
 
-__all__ = ["THREAD_ENV", "estimate", "measure_interleaved", "paired_ratio", "pinned_threads"]
+def time_calls(fns: dict[str, Callable[[], object]], *, seconds: float = math.inf, max_calls: int = 10_000,
+               min_rounds: int = 5, warmup: int = 3, threads: int = 1, seed: int = 0) -> dict[str, dict]:
+    """Time ``fns`` (name -> zero-argument callable) against each other: ``measure_interleaved`` under
+    ``pinned_threads(threads)``, with no budget (no contender is skipped).
+
+    Timing stops once every contender has been timed in ``min_rounds`` rounds and ``seconds`` have
+    passed, or once every contender has ``max_calls`` samples. torch is pinned only when it is already
+    imported (a caller that never loads torch does not pay for importing it).
+    Returns name -> ``quartiles`` dict in **milliseconds** (``median``, ``q1``, ``q3``, ``n``, ...).
+    """
+    with pinned_threads(threads, pin_torch="torch" in sys.modules):
+        return measure_interleaved(fns, min_repeats=min_rounds, min_time=seconds, max_repeats=max_calls,
+                                   warmup=warmup, budget_s=math.inf, seed=seed)
+
+
+__all__ = ["THREAD_ENV", "estimate", "measure_interleaved", "paired_ratio", "pinned_threads", "time_calls"]

@@ -140,7 +140,7 @@ def to_pykan(src: SourceModel):
 
 
 def torch_forward(model, x: np.ndarray) -> np.ndarray:
-    """pykan's forward on float32 ``x`` (no grad), as float64 numpy. Uses pykan_reader's
+    """pykan's forward on float32 ``x`` (no grad), as float64 numpy. Uses lutkan.compiler.pykan's
     ``pykan_forward`` when it exists (so the study and ``lutkan verify`` agree)."""
     reader, _ = optional("lutkan.compiler.pykan", "pykan_forward")
     if reader is not None:
@@ -171,7 +171,7 @@ def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
 
 
 def load_checkpoint(name: str, kind: str, path: Path) -> BenchModel:
-    """Read a checkpoint with ``pykan_reader.load_source``; raises ImportError if the reader is absent."""
+    """Read a checkpoint with ``lutkan.compiler.pykan.load_source``; raises ImportError if the reader is absent."""
     reader, why = optional("lutkan.compiler.pykan", "load_source")
     if reader is None:
         raise ImportError(why)

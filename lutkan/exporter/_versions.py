@@ -32,6 +32,6 @@ METADATA_KEYS = (
 
 
 def producer_version() -> str:
-    from lutkan import __version__
+    from lutkan._version import version
 
-    return __version__
+    return version()

@@ -1,8 +1,9 @@
-"""Benchmark of the onnxruntime plugin bridge: ``python -m lutkan.runtime_ext.bench_plugin``.
+"""Benchmark of the onnxruntime plugin bridge: ``python -m lutkan.bench.plugin``.
 
 Model: a random 78->32->16->1 SourceModel (G=5, k=3), compiled with L=64 int8 tables; one
-intra-op thread. Contenders are timed in alternating blocks of consecutive calls (see
-``measure``), median of many calls:
+intra-op thread. Contenders are timed against each other with ``lutkan.bench.timing.time_calls``
+(threads pinned to one, interleaved rounds in a shuffled order, blocks of consecutive calls after an
+untimed re-warm call), median of many calls:
 
 * ``numba``: ``NumbaEvaluator`` called directly (includes its ``check_input``);
 * ``plugin sess.run``: ``make_session(custom form)`` + ``session.run`` (custom and function
@@ -20,16 +21,18 @@ intra-op thread. Contenders are timed in alternating blocks of consecutive calls
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 
 import numpy as np
 
+from lutkan.bench.timing import time_calls
 from lutkan.contract import ContractOptions
+from lutkan.reporting import md_table
 
 BATCHES = (1, 64, 4096)
-REPS = {1: 3000, 64: 600, 4096: 40}
+CALLS = {1: 3000, 64: 600, 4096: 40}
+"""Timed calls per contender at each batch size (``--scale`` multiplies them)."""
 
 
 def build(seed: int = 0):
@@ -61,24 +64,10 @@ def contenders(model) -> dict:
     return out
 
 
-def measure(fns: dict, x: np.ndarray, reps: int, block: int = 0) -> dict:
-    """Median µs per call. Contenders run in blocks of consecutive calls (the first call of a block
-    is a discarded warm-up, so each contender is timed with its own tables in cache, as in steady
-    use), and the blocks alternate between contenders so that load drift hits all of them alike."""
-    names = list(fns)
-    block = block or max(3, min(50, reps // 10))
-    times = {n: [] for n in names}
-    rounds = max(1, -(-reps // block))
-    for r in range(rounds):
-        for j in range(len(names)):
-            n = names[(r + j) % len(names)]
-            f = fns[n]
-            f(x)
-            for _ in range(block):
-                t0 = time.perf_counter()
-                f(x)
-                times[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(v) * 1e6 for n, v in times.items()}
+def measure(fns: dict, x: np.ndarray, calls: int) -> dict:
+    """Median µs per call of each contender ``fn(x)``, timed until each has ``calls`` timed calls."""
+    res = time_calls({n: (lambda f=f: f(x)) for n, f in fns.items()}, max_calls=calls)
+    return {n: r["median"] * 1e3 for n, r in res.items()}
 
 
 def thread_throughput(sess, x, n_threads: int, calls: int = 40) -> float:
@@ -96,9 +85,39 @@ def thread_throughput(sess, x, n_threads: int, calls: int = 40) -> float:
     return n_threads * calls / (time.perf_counter() - t0)
 
 
+def speed_table(results: dict[int, dict]) -> str:
+    """The markdown speed table of ``main`` (medians in µs per batch, ratios of single-threaded contenders)."""
+    cols = list(next(iter(results.values())))
+    plain = "plain function" in cols
+    head = ["batch"] + [f"{c} (µs)" for c in cols] + ["plugin / numba", "plugin − numba (µs)"]
+    if plain:
+        head.append("plain function / plugin")
+    rows = []
+    for n, r in results.items():
+        p, b = r["plugin sess.run"], r["numba"]
+        row = [str(n)] + [f"{r[c]:,.1f}" for c in cols] + [f"{p / b:.2f}×", f"{p - b:+,.1f}"]
+        if plain:
+            row.append(f"{r['plain function'] / p:.2f}×")
+        rows.append(row)
+    return md_table(head, rows)
+
+
+def threads_table(model, rng: np.random.Generator, scale: float) -> str:
+    """Calls/s of 1, 2 and 4 Python threads sharing one plugin session at batch 4096."""
+    from lutkan.runtime_ext import make_session
+    from lutkan.runtime_ext._models import export_model
+
+    sess = make_session(export_model(model, "custom"), intra_op_num_threads=1)
+    x = rng.normal(0, 1.5, (4096, 78)).astype(np.float32)
+    thread_throughput(sess, x, 1, 3)
+    rows = [[str(t), f"{thread_throughput(sess, x, t, max(4, int(40 * scale) // t)):.1f}"] for t in (1, 2, 4)]
+    return md_table(["threads (one session, batch 4096)", "calls/s"], rows)
+
+
 def main(argv=None) -> dict:
+    """Time every contender at each batch size, print the speed table (and ``--threads`` table)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply the repeat counts")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the numbers of timed calls")
     ap.add_argument("--threads", action="store_true", help="also measure multi-thread throughput")
     args = ap.parse_args(argv)
 
@@ -108,32 +127,10 @@ def main(argv=None) -> dict:
     results = {}
     for n in BATCHES:
         x = rng.normal(0, 1.5, (n, 78)).astype(np.float32)
-        results[n] = measure(fns, x, max(5, int(REPS[n] * args.scale)))
-
-    cols = list(fns)
-    plain = "plain function" in cols
-    head = ["batch"] + [f"{c} (µs)" for c in cols] + ["plugin / numba", "plugin − numba (µs)"]
-    if plain:
-        head.append("plain function / plugin")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for n, r in results.items():
-        p, b = r["plugin sess.run"], r["numba"]
-        row = [str(n)] + [f"{r[c]:,.1f}" for c in cols] + [f"{p / b:.2f}×", f"{p - b:+,.1f}"]
-        if plain:
-            row.append(f"{r['plain function'] / p:.2f}×")
-        print("| " + " | ".join(row) + " |")
-
+        results[n] = measure(fns, x, max(5, int(CALLS[n] * args.scale)))
+    print(speed_table(results), end="")
     if args.threads:
-        from lutkan.runtime_ext import make_session
-        from lutkan.runtime_ext._models import export_model
-
-        sess = make_session(export_model(model, "custom"), intra_op_num_threads=1)
-        x = rng.normal(0, 1.5, (4096, 78)).astype(np.float32)
-        thread_throughput(sess, x, 1, 3)
-        print("\n| threads (one session, batch 4096) | calls/s |\n|---|---|")
-        for t in (1, 2, 4):
-            print(f"| {t} | {thread_throughput(sess, x, t, max(4, int(40 * args.scale) // t)):.1f} |")
+        print("\n" + threads_table(model, rng, args.scale), end="")
     return results
 
 
