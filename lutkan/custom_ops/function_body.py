@@ -1,277 +1,315 @@
-"""Standard-op body of ``lutkan.LUTKanEdge`` (steps 1-7 of ``docs/contract.md`` §3), as ONNX nodes.
+"""Standard-op body of ``lutkan.LUTKanEdge`` (``docs/contract.md`` §3 steps 1-7), written with onnxscript.
 
-The same node list serves two uses: the model-local ``FunctionProto`` of the ``function`` export form
-(``make_function``: formal input names from ``schema.INPUTS``) and the flat graph of the ``standard``
-form (``emit_body`` with a layer's actual tensor names and a name prefix). One body serves every
-layer of a model: ``I, K, L, O`` are read from ``Shape(Table)``.
+``build_function(spec)`` traces ``_body`` with onnxscript's ``GraphBuilder`` into the model-local
+``FunctionProto`` of the ``function`` form; ``inline_body`` instantiates the same FunctionProto as plain
+nodes (values prefixed ``kan{l}/``) for the ``standard`` form, so one definition serves both. ONNX function
+bodies cannot branch on attributes, so the body is specialized by Python at trace time for what is global to
+a model (``BodySpec``: interp, boundary, oob, base function, table scheme, binary-search depth, polynomial
+degree); the node attributes repeat the contract's values and the FunctionProto's attribute defaults equal
+them. One body serves every layer of a model: ``I, K, L, O`` are read from ``Shape(Table)``.
 
-Specialization. ONNX function bodies cannot branch on string attributes, and a model's contract
-(``interp``, ``boundary``, ``oob``, table scheme) and ``base_fun`` are global to the model, so each
-exported model carries exactly ONE ``LUTKanEdge`` FunctionProto whose body is built for the model's
-attribute values (the node attributes repeat them; the FunctionProto's attribute defaults equal them).
-Overloaded FunctionProtos (``overload`` field) were rejected: onnx's ``ReferenceEvaluator`` ignores the
-overload and runs the wrong body (measured, onnx 1.23.2), while ORT 1.32 and ``onnx.inliner`` honour it.
+Body (``X`` float32 (N, I); every other input is an initializer, so onnxruntime folds the first part when the
+session is created)::
 
-Body (``X`` float32 (N, I), all other inputs initializers)::
+    # derived tables
+    dense  = Reshape(offset + scale*Cast(Table), [I*K*L, O])      # dequantize first (tables.dequantize)
+    values = [dense; zero row | zero block (oob=zero); NaN row | NaN block of each input]
+    VS     = [values, slope T[r+1]-T[r]] per row: [R, 2, O]      (linear / extrapolate)
+    T      = knots t_1..t_{K-1} of each input padded with +inf to 2**n_steps columns, flattened
+    # per call, on (N, I) tensors: O(N*I) memory for the segment search
+    x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx)
+    k   = branch-free binary search: for step = 2**(n-1) .. 1: k += step if T[k + step] <= x_c
+    t_k, s_k = Gather(knots, i*(K+1) + k), Gather(seg_scale, i*K + k)
+    linear/nearest: pos = Clip((x_c - t_k)*s_k, 0, L-1); r0 = Min(Floor(pos), L-2); w = pos - r0
+                    Y = MatMul([1, w], Gather(VS, (i*K + k)*L + r0))           (sum over inputs)
+    poly:           u = Clip((x_c - t_k)*s_k, 0, 1);  Y = MatMul(Bernstein(u), Gather(values, rows))
+    out of domain (x_s != x_c): zero row/block (oob=zero), boundary line/polynomial (extrapolate)
+    NaN input: its NaN row/block (NaN on the active edges only); Y += MatMul(base(x_f), BaseWeight)
 
-    # folded by onnxruntime at session creation (inputs are initializers only):
-    dense  = Reshape(offset + scale*Cast(Table), [I*K*L, O])        # dequantize first (lutkan/tables.py)
-    VS     = [dense; 0-row; NaN-row_0..I-1] beside its in-segment slope T[r+1]-T[r]   -> [R, 2, O]
-    # per call, on (N, I) tensors:
-    x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx);  x_f = Clip(x_s, -+FLT_MAX)
-    k   = ReduceSum(Cast(knots[:, 1:K]^T <= x_c[:, None, :]), axis=1)   # segment search, (N, K-1, I)
-    t_k, s_k, row0 = GatherElements(knots[:, :K]^T | seg_scale^T | ((i*K + k)*L)^T, k)
-    pos = Clip((x_c - t_k)*s_k, 0, L-1);  r0 = Min(Floor(pos), L-2);  w = pos - r0
-    row = Clip(row0 + r0);  Where(x_s == x_c, row, 0-row) for oob=zero;  Where(IsNaN(X), NaN-row_i, row)
-    Y   = MatMul([1, w] per input, Gather(VS, row)) + MatMul(base(x_f), BaseWeight)
-
-``x_s == x_c`` is exactly domain membership (``lo <= x <= hi`` closed, ``lo <= x < hi`` half-open,
-because ``hi_idx = nextafter(hi, -inf)`` there); the one exception, a zero-width half-open row at
-``x == lo``, has an empty domain, so its table rows are zeroed for ``oob=zero``. The special rows
-replace the elementwise ``Where`` on (N, I, O) tensors of the reference: the zero row gives exactly
-``v = 0 + w*0 = 0``, and ``NaN-row_i`` (NaN on input ``i``'s active edges, 0 elsewhere) poisons exactly
-the outputs step 7 poisons. Row indices are clamped before the Gather; ``k`` is a count, in range.
-Arithmetic order is numpy_eval's except the edge sum (MatMul accumulation instead of ``v.sum``).
+The special rows replace elementwise ``Where`` on (N, I, O) tensors: the zero row gives exactly 0, the NaN
+row of input i poisons exactly the outputs step 7 poisons. The search is exact (right-continuous at a knot:
+``t_m <= x`` moves to segment m) in every runtime; it uses only ``Gather`` on flat tables, no
+``GatherElements``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx_ir as ir
+from onnxscript import build_function as _trace_function
 
-from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS, TARGET_OPSET
+from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES, U_EXT
+from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, TARGET_OPSET
 
-_F = TensorProto.FLOAT
-_I64 = TensorProto.INT64
+__all__ = ["BodySpec", "build_function", "inline_body", "search_steps"]
+
+_F = ir.DataType.FLOAT
+_I64 = ir.DataType.INT64
+_TABLE_TYPES = {"int8": ir.DataType.INT8, "uint8": ir.DataType.UINT8, "float16": ir.DataType.FLOAT16,
+                "float32": ir.DataType.FLOAT}
+
+
+def search_steps(n_segments: int) -> int:
+    """Binary-search depth for ``n_segments`` segments: the smallest n with 2**n >= K."""
+    return max(0, math.ceil(math.log2(max(1, n_segments))))
 
 
 @dataclass(frozen=True)
 class BodySpec:
-    """What one LUTKanEdge body is specialized for (the model's contract and base function)."""
+    """What one LUTKanEdge body is specialized for (global to a model).
+
+    ``n_steps``: binary-search depth (2**n_steps >= K of every layer); ``degree``: Bernstein degree L-1 of
+    ``poly`` tables (0 otherwise).
+    """
 
     interp: str
     boundary: str
     oob: str
     base_fun: str
     scheme: str
+    n_steps: int
+    degree: int = 0
 
     def __post_init__(self) -> None:
         for name, legal in (("interp", INTERPS), ("boundary", BOUNDARIES), ("oob", OOB_POLICIES),
                             ("base_fun", BASE_FUNS), ("scheme", SCHEMES)):
             if getattr(self, name) not in legal:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {legal}")
+        if (self.interp == "poly") != (self.degree > 0):
+            raise ValueError("degree > 0 exactly for interp='poly'")
 
     @property
-    def attributes(self) -> dict[str, str]:
-        """The string attributes of the op this body implements (``L`` is read from the table)."""
-        return {"interp": self.interp, "boundary": self.boundary, "oob": self.oob, "base_fun": self.base_fun}
+    def formals(self) -> tuple[str, ...]:
+        """The inputs the body reads, in schema order (the optional ones only when the scheme has them)."""
+        n = {"int8": 8, "uint8": 9}.get(self.scheme, 7)
+        return INPUTS[:n]
 
     @property
     def uses_line(self) -> bool:
-        """Whether any input needs ``T[r0] + w*(T[r0+1] - T[r0])`` (else only single samples)."""
+        """Whether any input needs ``T[r0] + w*(T[r0+1] - T[r0])`` (else single samples)."""
         return self.interp == "linear" or self.oob == "extrapolate"
 
 
-class _Emitter:
-    """Appends nodes; every produced value and node name is ``prefix + local name``."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self.nodes: list[onnx.NodeProto] = []
-        self._consts: dict[str, str] = {}
-
-    def op(self, op_type: str, inputs: list[str], out: str, **attrs) -> str:
-        name = self.prefix + out
-        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
-        return name
-
-    def const(self, value, dtype=np.float32) -> str:
-        """A Constant node (emitted once per distinct value) holding a small tensor."""
-        arr = np.asarray(value, dtype=dtype)
-        kind = {np.dtype(np.float32): "f", np.dtype(np.int64): "i", np.dtype(np.bool_): "b"}[arr.dtype]
-        flat = "_".join("nan" if v != v else f"{v:g}".replace("-", "m").replace("+", "")
-                        for v in arr.reshape(-1).tolist())
-        key = f"c{kind}{'' if arr.ndim == 0 else str(arr.ndim) + 'd'}_{flat}"
-        if key not in self._consts:
-            name = self.prefix + key
-            self.nodes.append(helper.make_node("Constant", [], [name], name=name,
-                                               value=numpy_helper.from_array(arr, name)))
-            self._consts[key] = name
-        return self._consts[key]
-
-    def i64(self, *values: int) -> str:
-        return self.const(list(values), np.int64)
+def _c(op, value, dtype=_F):
+    """A small constant tensor."""
+    return op.Constant(value=ir.tensor(np.asarray(value, dtype=ir.DataType(dtype).numpy())))
 
 
-def emit_body(spec: BodySpec, inputs: dict[str, str | None], output: str, prefix: str = "") -> list[onnx.NodeProto]:
-    """Nodes computing ``output = LUTKanEdge(**inputs)`` for ``spec``.
+class _Body:
+    """The traced body: ``tables`` builds the derived (folded) values, ``segment`` steps 1-2, ``lut``/``poly``
+    steps 3-5 and the edge sum, ``base`` step 6."""
 
-    Args:
-        spec: the attribute values and table scheme the body is specialized for.
-        inputs: formal input name (``schema.INPUTS``) -> actual value name (None when absent).
-        output: name of the produced ``Y``.
-        prefix: prepended to every intermediate value and node name.
-    """
-    e = _Emitter(prefix)
-    X, knots, bounds, seg_scale = inputs["X"], inputs["Knots"], inputs["Bounds"], inputs["SegScale"]
-    base_weight, edge_mask, table = inputs["BaseWeight"], inputs["EdgeMask"], inputs["Table"]
-    quantized = spec.scheme in ("int8", "uint8")
-    if quantized and not inputs.get("TableScale"):
-        raise ValueError(f"scheme {spec.scheme} needs the TableScale input")
-    if spec.scheme == "uint8" and not inputs.get("TableOffset"):
-        raise ValueError("scheme uint8 needs the TableOffset input")
-    vs = spec.uses_line  # value+slope table
+    def __init__(self, op, spec: BodySpec):
+        self.op, self.s = op, spec
 
-    # ================= derived tables: inputs are initializers only, folded at session creation =========
-    shp = e.op("Shape", [table], "table_shape")  # [I, K, L, O]
-    dim = {d: e.op("Slice", [shp, e.i64(j), e.i64(j + 1)], f"dim_{d}") for j, d in enumerate("IKLO")}
-    L_f = e.op("Cast", [dim["L"]], "L_f", to=_F)
-    Lm1 = e.op("Sub", [L_f, e.const(1)], "L_minus_1")
-    Lm2 = e.op("Sub", [L_f, e.const(2)], "L_minus_2")
-    lo = e.op("Gather", [bounds, e.const(0, np.int64)], "lo", axis=0)  # [I]
-    hi = e.op("Gather", [bounds, e.const(1, np.int64)], "hi", axis=0)
-    hi_idx = e.op("Gather", [bounds, e.const(2, np.int64)], "hi_idx", axis=0)
+    def dims(self, table):
+        op = self.op
+        shp = op.Shape(table, _outputs=["table_shape"])
+        return {d: op.Slice(shp, [j], [j + 1], _outputs=[f"dim_{d}"]) for j, d in enumerate("IKLO")}
 
-    # dequantized (I, K, L, O) float32 samples, exactly tables.dequantize: offset + scale*float(q)
-    tab = table if spec.scheme == "float32" else e.op("Cast", [table], "table_f32", to=_F)
-    if quantized:
-        tab = e.op("Mul", [e.op("Unsqueeze", [inputs["TableScale"], e.i64(2)], "scale4"), tab], "table_scaled")
-    if spec.scheme == "uint8":
-        tab = e.op("Add", [e.op("Unsqueeze", [inputs["TableOffset"], e.i64(2)], "offset4"), tab], "table_deq")
-    if spec.oob == "zero" and spec.boundary == "half_open":
-        # a zero-width row has an empty half-open domain: its tabulated term is 0 everywhere
-        zw = e.op("Reshape", [e.op("Equal", [lo, hi], "zero_width"), e.i64(-1, 1, 1, 1)], "zero_width4")
-        tab = e.op("Where", [zw, e.const(0), tab], "table_dom")
-    shape_rows = e.op("Concat", [e.i64(-1), dim["O"]], "shape_rows", axis=0)
-    dense = e.op("Reshape", [tab, shape_rows], "dense")  # row (i*K + k)*L + r
-    n_dense = e.op("Slice", [e.op("Shape", [dense], "dense_shape"), e.i64(0), e.i64(1)], "n_dense")  # [1] = I*K*L
+    def dequantized(self, table, scale, offset, lo, hi):
+        op, s = self.op, self.s
+        tab = table if s.scheme == "float32" else op.Cast(table, to=_F, _outputs=["table_f32"])
+        if scale is not None:
+            tab = op.Mul(op.Unsqueeze(scale, [2]), tab, _outputs=["table_scaled"])
+        if offset is not None:
+            tab = op.Add(op.Unsqueeze(offset, [2]), tab, _outputs=["table_deq"])
+        if s.oob == "zero" and s.boundary == "half_open":
+            # a zero-width row has an empty half-open domain: its tabulated term is 0 everywhere
+            zw = op.Reshape(op.Equal(lo, hi), [-1, 1, 1, 1], _outputs=["zero_width"])
+            tab = op.Where(zw, 0.0, tab, _outputs=["table_dom"])
+        return tab
 
-    # special rows after `dense`: [zero row (oob=zero)] [NaN row of each input]
-    specials, n_special = [], 0
-    shape_1O = e.op("Concat", [e.i64(1), dim["O"]], "shape_1_O", axis=0)
-    if spec.oob == "zero":
-        zero_row = e.op("ConstantOfShape", [shape_1O], "zero_row",
-                        value=numpy_helper.from_array(np.zeros(1, np.float32)))
-        specials.append(zero_row)
-        n_special += 1
-    nan_rows = e.op("Where", [e.op("Equal", [edge_mask, e.const(0)], "inactive"), e.const(0), e.const(np.nan)],
-                    "nan_rows")  # [I, O]: NaN on active edges
-    specials.append(nan_rows)
-    ar_I = e.op("Range", [e.const(0, np.int64), e.op("Squeeze", [dim["I"]], "I_scalar"), e.const(1, np.int64)],
-                "arange_I")
-    nan_row_idx = e.op("Add", [ar_I, e.op("Add", [n_dense, e.i64(n_special)], "nan_row_first")], "nan_row_idx")  # [I]
-    values = e.op("Concat", [dense] + specials, "values", axis=0)  # [R, O]
-    if vs:  # in-segment slope T[r+1] - T[r]; 0 at r = L-1 and on special rows
-        shape_seg = e.op("Concat", [e.i64(-1), dim["L"], dim["O"]], "shape_seg", axis=0)
-        seg = e.op("Reshape", [dense, shape_seg], "dense_seg")
-        diff = e.op("Sub", [e.op("Slice", [seg, e.i64(1), e.i64(2**62), e.i64(1)], "seg_next"),
-                            e.op("Slice", [seg, e.i64(0), e.i64(-1), e.i64(1)], "seg_prev")], "seg_slope")
-        slopes = e.op("Reshape", [e.op("Pad", [diff, e.i64(0, 0, 0, 0, 1, 0), e.const(0)], "seg_slope_padded"),
-                                  shape_rows], "slopes_dense")
-        shape_special = e.op("Sub", [e.op("Shape", [values], "values_shape"),
-                                     e.op("Shape", [dense], "dense_shape2")], "special_rows_shape")  # [n, 0]
-        shape_special = e.op("Add", [shape_special, e.op("Concat", [e.i64(0), dim["O"]], "shape_0_O", axis=0)],
-                             "special_shape")
-        slopes = e.op("Concat", [slopes, e.op("ConstantOfShape", [shape_special], "special_slopes",
-                                              value=numpy_helper.from_array(np.zeros(1, np.float32)))],
-                      "slopes", axis=0)
-        table_vs = e.op("Concat", [e.op("Unsqueeze", [values, e.i64(1)], "values3"),
-                                   e.op("Unsqueeze", [slopes, e.i64(1)], "slopes3")], "value_slope", axis=1)  # [R,2,O]
-    # per-input lookup tables, transposed to (K-1 | K, I) so the batch broadcasts over whole rows
-    interior_t = e.op("Transpose", [e.op("Slice", [knots, e.i64(1), e.i64(-1), e.i64(1)], "knots_interior")],
-                      "knots_interior_t", perm=[1, 0])  # [K-1, I]
-    left_t = e.op("Transpose", [e.op("Slice", [knots, e.i64(0), e.i64(-1), e.i64(1)], "knots_left")], "knots_left_t",
-                  perm=[1, 0])  # [K, I]
-    scale_t = e.op("Transpose", [seg_scale], "seg_scale_t", perm=[1, 0])  # [K, I]
-    seg_rows = e.op("Mul", [e.op("Reshape", [e.op("Range", [e.const(0, np.int64), e.op("Squeeze", [e.op(
-        "Mul", [dim["I"], dim["K"]], "IK")], "IK_scalar"), e.const(1, np.int64)], "arange_IK"),
-        e.op("Concat", [dim["I"], dim["K"]], "shape_I_K", axis=0)], "seg_ids"), dim["L"]], "seg_first_row")  # [I, K]
-    seg_rows_t = e.op("Transpose", [seg_rows], "seg_first_row_t", perm=[1, 0])  # [K, I]: (i*K + k)*L
-    # last legal row of `dense` (for `flat`, row + 1 <= I*K*L is the zero row after it)
-    max_row = e.op("Squeeze", [e.op("Sub", [n_dense, e.i64(1)], "max_row1")], "max_row")
+    def tables(self, knots, bounds, seg_scale, edge_mask, table, scale, offset):
+        """Derived tables (inputs are initializers: folded at session creation)."""
+        op, s = self.op, self.s
+        d = self.d = self.dims(table)
+        self.lo = op.Gather(bounds, 0, axis=0, _outputs=["lo"])
+        self.hi_idx = op.Gather(bounds, 2, axis=0, _outputs=["hi_idx"])
+        hi = op.Gather(bounds, 1, axis=0, _outputs=["hi"])
+        tab = self.dequantized(table, scale, offset, self.lo, hi)
+        rows_O = op.Concat([-1], d["O"], axis=0, _outputs=["shape_rows"])
+        dense = op.Reshape(tab, rows_O, _outputs=["dense"])  # row (i*K + k)*L + r
+        n_dense = op.Slice(op.Shape(dense), [0], [1], _outputs=["n_dense"])
+        I_scalar = op.Squeeze(d["I"], _outputs=["I_scalar"])
+        self.ar_I = op.Range(0, I_scalar, 1, _outputs=["arange_I"])
+        block = d["L"] if s.interp == "poly" else _c(op, [1], _I64)  # rows per special entry
+        nan_rows = op.Where(op.Equal(edge_mask, 0.0), 0.0, float("nan"), _outputs=["nan_rows"])  # [I, O]
+        parts, first_nan = [dense], n_dense
+        if s.oob == "zero":
+            self.zero_row = op.Squeeze(n_dense, _outputs=["zero_row_index"])
+            parts.append(op.ConstantOfShape(op.Concat(block, d["O"], axis=0), value=ir.tensor(np.zeros(1, np.float32)),
+                                            _outputs=["zero_rows"]))
+            first_nan = op.Add(n_dense, block, _outputs=["first_nan_row"])
+        if s.interp == "poly":  # a block of L NaN rows per input
+            nan_rows = op.Reshape(op.Expand(op.Unsqueeze(nan_rows, [1]), op.Concat(d["I"], d["L"], d["O"], axis=0)),
+                                  rows_O, _outputs=["nan_blocks"])
+        parts.append(nan_rows)
+        self.nan_row = op.Add(op.Mul(self.ar_I, block), first_nan, _outputs=["nan_row_index"])  # [I]
+        self.values = op.Concat(*parts, axis=0, _outputs=["values"])  # [R, O]
+        if s.interp != "poly" and s.uses_line:  # in-segment slope T[r+1] - T[r]; 0 at r = L-1 and special rows
+            seg = op.Reshape(dense, op.Concat([-1], d["L"], d["O"], axis=0))
+            diff = op.Sub(op.Slice(seg, [1], [2**62], [1]), op.Slice(seg, [0], [-1], [1]), _outputs=["seg_slope"])
+            slopes = op.Reshape(op.Pad(diff, [0, 0, 0, 0, 1, 0], 0.0), rows_O)
+            n_special = op.Sub(op.Shape(self.values), op.Shape(dense))  # [n, 0]
+            zeros = op.ConstantOfShape(op.Max(n_special, op.Concat([0], d["O"], axis=0)),
+                                       value=ir.tensor(np.zeros(1, np.float32)))
+            slopes = op.Concat(slopes, zeros, axis=0, _outputs=["slopes"])
+            self.vs = op.Concat(op.Unsqueeze(self.values, [1]), op.Unsqueeze(slopes, [1]), axis=1,
+                                _outputs=["value_slope"])  # [R, 2, O]
+        # the search table: knots t_1..t_{K-1} of input i at i*P + m (m = 1..K-1), +inf at m = 0 and m >= K
+        P = 2 ** s.n_steps
+        interior = op.Slice(knots, [1], [-1], [1], _outputs=["knots_interior"])  # [I, K-1]
+        pad_end = op.Sub(_c(op, [P], _I64), d["K"])
+        pads = op.Concat([0, 1, 0], pad_end, axis=0)
+        self.search = op.Reshape(op.Pad(interior, pads, float("inf")), [-1], _outputs=["search_table"])
+        self.search_base = op.Mul(self.ar_I, P, _outputs=["search_base"])  # [I]
+        self.knots_flat = op.Reshape(knots, [-1], _outputs=["knots_flat"])
+        self.knot_base = op.Mul(self.ar_I, op.Add(d["K"], 1), _outputs=["knot_base"])
+        self.scale_flat = op.Reshape(seg_scale, [-1], _outputs=["seg_scale_flat"])
+        self.seg_base = op.Mul(self.ar_I, d["K"], _outputs=["seg_base"])
 
-    # ================= per call: steps 1-3 on (N, I) tensors =================
-    is_nan = e.op("IsNaN", [X], "is_nan")
-    x_s = e.op("Where", [is_nan, lo, X], "x_s")
-    x_c = e.op("Min", [e.op("Max", [x_s, lo], "x_lo"), hi_idx], "x_c")
-    knot_le = e.op("LessOrEqual", [interior_t, e.op("Unsqueeze", [x_c, e.i64(1)], "x_c3")], "knot_le")  # [N,K-1,I]
-    k_f = e.op("ReduceSum", [e.op("Cast", [knot_le], "knot_le_f", to=_F), e.i64(1)], "k_f", keepdims=0)
-    k = e.op("Cast", [k_f], "k", to=_I64)  # segment, in [0, K-1]
-    t_k = e.op("GatherElements", [left_t, k], "t_k", axis=0)
-    s_k = e.op("GatherElements", [scale_t, k], "s_k", axis=0)
-    pos = e.op("Clip", [e.op("Mul", [e.op("Sub", [x_c, t_k], "x_minus_t"), s_k], "pos_raw"), e.const(0), Lm1], "pos")
-    r0 = e.op("Min", [e.op("Floor", [pos], "pos_floor"), Lm2], "r0")
-    w = e.op("Sub", [pos, r0], "w")
-    row = e.op("Add", [e.op("GatherElements", [seg_rows_t, k], "seg_row", axis=0),
-                       e.op("Cast", [r0], "r0_i64", to=_I64)], "row_raw")
+    def segment(self, X):
+        """Steps 1-2: NaN and clamp, then the exact segment search (binary, branch-free)."""
+        op, s = self.op, self.s
+        self.is_nan = op.IsNaN(X, _outputs=["is_nan"])
+        self.x_s = op.Where(self.is_nan, self.lo, X, _outputs=["x_s"])
+        self.x_c = op.Min(op.Max(self.x_s, self.lo), self.hi_idx, _outputs=["x_c"])
+        j = op.Expand(self.search_base, op.Shape(X), _outputs=["search_pos"])  # i*P + k, k = 0
+        for q in range(s.n_steps - 1, -1, -1):
+            cand = op.Add(j, 2**q, _outputs=[f"search_cand{q}"])
+            j = op.Where(op.LessOrEqual(op.Gather(self.search, cand), self.x_c), cand, j, _outputs=[f"search_pos{q}"])
+        k = op.Sub(j, self.search_base, _outputs=["k"])  # segment, in [0, K-1]
+        self.t_k = op.Gather(self.knots_flat, op.Add(self.knot_base, k), _outputs=["t_k"])
+        self.s_k = op.Gather(self.scale_flat, op.Add(self.seg_base, k), _outputs=["s_k"])
+        self.seg = op.Add(self.seg_base, k, _outputs=["seg"])  # i*K + k
+        need_x_f = s.oob == "extrapolate" or s.base_fun != "zero"
+        self.x_f = op.Clip(self.x_s, -FLT_MAX, FLT_MAX, _outputs=["x_f"]) if need_x_f else None
+        self.in_dom = op.Equal(self.x_s, self.x_c, _outputs=["in_domain"]) if s.oob != "clip" else None
 
-    # ================= step 5: domain membership (x_s == x_c is exactly lo <= x <= hi | lo <= x < hi) ======
-    need_x_f = spec.oob == "extrapolate" or spec.base_fun != "zero"
-    if need_x_f:
-        x_f = e.op("Clip", [x_s, e.const(-FLT_MAX), e.const(FLT_MAX)], "x_f")
-    in_dom = e.op("Equal", [x_s, x_c], "in_dom") if spec.oob != "clip" else None
-    if spec.oob == "extrapolate":
-        w_ext = e.op("Clip", [e.op("Sub", [e.op("Mul", [e.op("Sub", [x_f, t_k], "xf_minus_t"), s_k], "pos_line"), r0],
-                                   "w_ext_raw"), e.const(-FLT_MAX), e.const(FLT_MAX)], "w_ext")
-    coef = None  # weight of the slope per (n, i); None: single samples, no line
-    if spec.interp == "nearest":
-        up = e.op("Cast", [e.op("GreaterOrEqual", [w, e.const(0.5)], "w_ge_half")], "up", to=_I64)
-        row_near = e.op("Add", [row, up], "row_nearest")
-        if spec.oob == "extrapolate":  # outside: the boundary segment's line
-            row = e.op("Where", [in_dom, row_near, row], "row_sel")
-            coef = e.op("Where", [in_dom, e.const(0), w_ext], "w_line")
+    def special_rows(self, row):
+        """Out-of-domain rows to the zero row/block (oob=zero), NaN inputs to their NaN row/block."""
+        op = self.op
+        if self.s.oob == "zero":
+            row = op.Where(self.in_dom, row, self.zero_row, _outputs=["row_oob"])
+        return op.Where(self.is_nan, self.nan_row, row, _outputs=["row_final"])
+
+    def lut(self):
+        """Steps 3-5 for ``linear``/``nearest`` tables and the edge sum over inputs."""
+        op, s, d = self.op, self.s, self.d
+        L_f = op.Cast(d["L"], to=_F)
+        pos = op.Clip(op.Mul(op.Sub(self.x_c, self.t_k), self.s_k), 0.0, op.Sub(L_f, 1.0), _outputs=["pos"])
+        r0 = op.Min(op.Floor(pos), op.Sub(L_f, 2.0), _outputs=["r0"])
+        w = op.Sub(pos, r0, _outputs=["w"])
+        row = op.Add(op.Mul(self.seg, d["L"]), op.Cast(r0, to=_I64), _outputs=["row_raw"])
+        if s.oob == "extrapolate":
+            w_ext = op.Clip(op.Sub(op.Mul(op.Sub(self.x_f, self.t_k), self.s_k), r0), -FLT_MAX, FLT_MAX,
+                            _outputs=["w_ext"])
+        coef = None  # weight of the slope per (n, i); None: single samples, no line
+        if s.interp == "nearest":
+            row_near = op.Add(row, op.Cast(op.GreaterOrEqual(w, 0.5), to=_I64), _outputs=["row_nearest"])
+            if s.oob == "extrapolate":  # outside: the boundary segment's line
+                row = op.Where(self.in_dom, row_near, row, _outputs=["row_sel"])
+                coef = op.Where(self.in_dom, 0.0, w_ext, _outputs=["w_line"])
+            else:
+                row = row_near
         else:
-            row = row_near
-    else:
-        coef = e.op("Where", [in_dom, w, w_ext], "w_line") if spec.oob == "extrapolate" else w
-    row = e.op("Clip", [row, e.const(0, np.int64), max_row], "row")  # guard: never index out of range
-    if spec.oob == "zero":
-        row = e.op("Where", [in_dom, row, e.op("Squeeze", [n_dense], "zero_row_idx")], "row_oob")
-    row = e.op("Where", [is_nan, nan_row_idx, row], "row_final")
+            coef = op.Where(self.in_dom, w, w_ext, _outputs=["w_line"]) if s.oob == "extrapolate" else w
+        max_row = op.Sub(op.Squeeze(op.Mul(op.Mul(d["I"], d["K"]), d["L"])), 1)
+        row = self.special_rows(op.Clip(row, 0, max_row, _outputs=["row"]))  # guard: never index out of range
+        if coef is None:
+            return op.ReduceSum(op.Gather(self.values, row, axis=0), [1], keepdims=0, _outputs=["edge_sum"])
+        # sum_i 1*value + w*slope as one (1 x 2I) @ (2I x O) product per sample
+        g = op.Reshape(op.Gather(self.vs, row, axis=0), op.Concat([0, -1], d["O"], axis=0), _outputs=["vs_rows"])
+        w3 = op.Unsqueeze(coef, [2])
+        ones = op.Clip(w3, 1.0, 1.0)  # w is finite: Clip(w, 1, 1) == 1
+        one_w = op.Reshape(op.Concat(ones, w3, axis=2), [0, 1, -1], _outputs=["one_w"])  # [N, 1, 2I]
+        return op.Reshape(op.MatMul(one_w, g), [0, -1], _outputs=["edge_sum"])
 
-    # ================= step 4 + 6: tabulated terms summed over inputs =================
-    if coef is None:
-        edge_sum = e.op("ReduceSum", [e.op("Gather", [values, row], "v", axis=0), e.i64(1)], "edge_sum", keepdims=0)
-    else:  # sum_i 1*value + w*slope as one (1 x 2I) @ (2I x O) product per sample
-        g = e.op("Reshape", [e.op("Gather", [table_vs, row], "vs_rows", axis=0),
-                             e.op("Concat", [e.i64(0, -1), dim["O"]], "shape_N_2I_O", axis=0)], "vs_rows_2I")
-        w3 = e.op("Unsqueeze", [coef, e.i64(2)], "w3")
-        ones = e.op("Clip", [w3, e.const(1), e.const(1)], "ones")  # w is finite: Clip(w, 1, 1) == 1
-        one_w = e.op("Reshape", [e.op("Concat", [ones, w3], "one_w3", axis=2), e.i64(0, 1, -1)], "one_w")  # [N,1,2I]
-        edge_sum = e.op("Reshape", [e.op("MatMul", [one_w, g], "edge_sum3"), e.i64(0, -1)], "edge_sum")
+    def poly(self):
+        """Steps 3-5 for ``poly`` tables: the Bernstein basis of u times the L control-point rows."""
+        op, s, d = self.op, self.s, self.d
+        u = op.Clip(op.Mul(op.Sub(self.x_c, self.t_k), self.s_k), 0.0, 1.0, _outputs=["u"])
+        if s.oob == "extrapolate":
+            u_ext = op.Clip(op.Mul(op.Sub(self.x_f, self.t_k), self.s_k), -float(U_EXT), float(U_EXT))
+            u = op.Where(self.in_dom, u, u_ext, _outputs=["u_line"])
+        n = s.degree
+        v = op.Sub(1.0, u, _outputs=["one_minus_u"])
+        up, vp = [None, u], [None, v]
+        for m in range(2, n + 1):  # powers by repeated multiplication (tables.bernstein_basis's order)
+            up.append(op.Mul(up[-1], u))
+            vp.append(op.Mul(vp[-1], v))
+        terms = []
+        for m in range(n + 1):
+            a, b = up[m], vp[n - m]
+            prod = a if b is None else (b if a is None else op.Mul(a, b))
+            terms.append(op.Unsqueeze(op.Mul(float(comb(n, m)), prod), [2]))
+        basis = op.Reshape(op.Concat(*terms, axis=2), [0, 1, -1], _outputs=["bernstein"])  # [N, 1, I*L]
+        row = self.special_rows(op.Mul(self.seg, d["L"]))
+        rows = op.Add(op.Unsqueeze(row, [2]), op.Range(0, op.Squeeze(d["L"]), 1), _outputs=["coef_rows"])
+        g = op.Reshape(op.Gather(self.values, rows, axis=0), op.Concat([0, -1], d["O"], axis=0),
+                       _outputs=["coef_rows_2d"])  # [N, I*L, O]
+        return op.Reshape(op.MatMul(basis, g), [0, -1], _outputs=["edge_sum"])
 
-    # ================= step 6: base branch on x_f =================
-    if spec.base_fun == "zero":
-        y = edge_sum
-    else:
-        if spec.base_fun == "identity":
-            base = x_f
-        else:  # x * (1 / (1 + exp(-x))), as numpy_eval.base_branch (not Sigmoid: onnxruntime's is an approximation)
-            sig = e.op("Reciprocal", [e.op("Add", [e.const(1), e.op("Exp", [e.op("Neg", [x_f], "neg_x_f")], "exp_neg")],
-                                           "one_plus_exp")], "sigmoid")
-            base = e.op("Mul", [x_f, sig], "silu")
-        y = e.op("Add", [edge_sum, e.op("MatMul", [base, base_weight], "base_sum")], "y_sum")
-    last = e.nodes[-1]
-    assert list(last.output) == [y]
-    last.output[0] = output
-    return e.nodes
+    def base(self, edge_sum, base_weight):
+        """Step 6: ``+ base(x_f) @ BaseWeight``; silu = x * (1 / (1 + exp(-x))) as numpy_eval.base_branch (not
+        Sigmoid: onnxruntime's is an approximation)."""
+        op, s = self.op, self.s
+        if s.base_fun == "zero":
+            return op.Identity(edge_sum, _outputs=["Y"])
+        base = self.x_f
+        if s.base_fun == "silu":
+            base = op.Mul(self.x_f, op.Reciprocal(op.Add(1.0, op.Exp(op.Neg(self.x_f)))), _outputs=["silu"])
+        return op.Add(edge_sum, op.MatMul(base, base_weight), _outputs=["Y"])
 
 
-def make_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
+def _value(name: str, dtype) -> ir.Value:
+    return ir.Value(name=name, type=ir.TensorType(dtype))
+
+
+def build_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
     """The model-local ``lutkan.LUTKanEdge`` FunctionProto specialized for ``spec``.
 
-    Formal inputs/outputs are ``schema.INPUTS``/``OUTPUTS``; attribute defaults (``attribute_proto``)
-    are the values the body implements (``L`` is informational: the body reads L from the table).
+    Formal inputs are ``spec.formals``; attribute defaults are the values the body implements (``L`` is
+    informational: the body reads L from the table).
     """
-    nodes = emit_body(spec, {n: n for n in INPUTS}, OUTPUTS[0])
-    defaults = {"L": L, **spec.attributes}
-    attr_protos = [helper.make_attribute(name, defaults[name]) for name in ATTRIBUTES]
-    doc = (f"LUTKanEdge body specialized for interp={spec.interp}, boundary={spec.boundary}, oob={spec.oob}, "
-           f"base_fun={spec.base_fun}, {spec.scheme} tables; other attribute values "
-           f"need the lutkan onnxruntime plugin. See docs/op-schema.md.")
-    return helper.make_function(DOMAIN, OP_TYPE, list(INPUTS), list(OUTPUTS), nodes,
-                                [helper.make_opsetid("", TARGET_OPSET)], attribute_protos=attr_protos, doc_string=doc)
+    def trace(op, X, Knots, Bounds, SegScale, BaseWeight, EdgeMask, Table, TableScale=None, TableOffset=None):
+        b = _Body(op, spec)
+        b.tables(Knots, Bounds, SegScale, EdgeMask, Table, TableScale, TableOffset)
+        b.segment(X)
+        return b.base(b.poly() if spec.interp == "poly" else b.lut(), BaseWeight)
+
+    types = {"X": _F, "Table": _TABLE_TYPES[spec.scheme]}
+    inputs = [_value(n, types.get(n, _F)) for n in spec.formals]
+    attrs = {"L": L, "interp": spec.interp, "boundary": spec.boundary, "oob": spec.oob, "base_fun": spec.base_fun}
+    fn = _trace_function(trace, inputs, domain=DOMAIN, name=OP_TYPE, opset_imports={"": TARGET_OPSET},
+                         attributes=[ir.Attr(name, ir.AttributeType.INT if ATTRIBUTES[name] is int else
+                                             ir.AttributeType.STRING, attrs[name]) for name in ATTRIBUTES])
+    fp = ir.serde.serialize_function(fn)
+    fp.doc_string = (f"LUTKanEdge body specialized for interp={spec.interp}, boundary={spec.boundary}, "
+                     f"oob={spec.oob}, base_fun={spec.base_fun}, {spec.scheme} tables, {spec.n_steps} search steps; "
+                     f"other attribute values need the lutkan onnxruntime plugin. See docs/op-schema.md.")
+    return fp
+
+
+def inline_body(fp: onnx.FunctionProto, actuals: dict[str, str], output: str, prefix: str) -> list[onnx.NodeProto]:
+    """The nodes of ``fp`` instantiated in a graph: formal inputs renamed to ``actuals``, its output to
+    ``output``, every other value and node name prefixed with ``prefix`` (the ``standard`` form)."""
+    rename = {f: actuals[f] for f in fp.input}
+    rename[fp.output[0]] = output
+    nodes = []
+    for node in fp.node:
+        n = onnx.NodeProto()
+        n.CopyFrom(node)
+        for seq in (n.input, n.output):
+            for q, name in enumerate(seq):
+                if name:
+                    seq[q] = rename.get(name, prefix + name)
+        n.name = prefix + (node.name or node.output[0])
+        nodes.append(n)
+    return nodes

@@ -18,12 +18,13 @@ import numba
 import numpy as np
 
 from lutkan.artifact import LUTModel
-from lutkan.contract import FLT_MAX
+from lutkan.contract import FLT_MAX, U_EXT
 from lutkan.evaluators.inputs import check_input
 from lutkan.evaluators.node_kernel import apply_nodes, combine_kernel
+from lutkan.evaluators.symbolic_kernel import SymbolicKernel, symbolic_kernel
 from lutkan.tables import LayerTables, model_tables
 
-INTERP_CODES = {"linear": 0, "nearest": 1}
+INTERP_CODES = {"linear": 0, "nearest": 1, "poly": 2}
 OOB_CODES = {"clip": 0, "zero": 1, "extrapolate": 2}
 BASE_CODES = {"silu": 0, "identity": 1, "zero": 2}
 
@@ -31,11 +32,38 @@ _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _FHALF = np.float32(0.5)
 _FMAX = np.float32(FLT_MAX)
+_UEXT = np.float32(U_EXT)
+
+
+@numba.njit(cache=True, nogil=True)
+def _binomial(n, m):
+    c = 1
+    for q in range(m):
+        c = c * (n - q) // (q + 1)
+    return c
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, nearest, closed, oob, base, out, fs, ints):
+def _bernstein(u, binom, out):
+    """out[m] = binom[m] * (u^m * (1-u)^(n-m)), n = len(out) - 1: ``lutkan.tables.bernstein_basis``'s order."""
+    n = out.shape[0] - 1
+    v = _F1 - u
+    for m in range(n + 1):
+        a = _F1
+        for _ in range(m):
+            a = a * u
+        b = _F1
+        for _ in range(n - m):
+            b = b * v
+        out[m] = binom[m] * (a * b)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, interp, closed, oob, base, out, fs, ints):
     """out[n, j] = sum_i LUT_ij(x[n, i]) + base_w[i, j]*base(x[n, i]) with NaN poisoning.
+
+    ``interp``: 0 linear, 1 nearest, 2 poly (``dense`` rows hold L Bernstein control points per segment;
+    the local coordinate u is kept in ``wl`` and the basis is computed per sample in pass 3).
 
     x (N, I) f32; knots (I, K+1); bounds (3, I) = lo, hi, hi_idx; seg_scale (I, K); dense
     (I*K*L, O); base_w (I, O); edge_mask (I, O) f32; scratch fs (4, >=N) f32 and ints (3, >=N) int64. Loops input-major (i outer, samples inner) so the
@@ -50,15 +78,21 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
     N, I = x.shape
     K = knots.shape[1] - 1
     O = dense.shape[1]
-    lm1 = np.float32(L - 1)
+    poly = interp == 2
+    lm1 = _F1 if poly else np.float32(L - 1)
     lm2 = L - 2
+    ulim = _UEXT if poly else _FMAX
+    bas = np.empty(L, np.float32)  # poly: Bernstein basis of one sample
+    binom = np.empty(L, np.float32)
+    for m in range(L):
+        binom[m] = np.float32(_binomial(L - 1, m))
     for n in range(N):
         for j in range(O):
             out[n, j] = _F0
     any_nan = False
     xc, wl, tm, bvs = fs[0], fs[1], fs[2], fs[3]
     seg, row, step = ints[0], ints[1], ints[2]
-    line = nearest == 0
+    line = interp == 0
     for i in range(I):
         lo = bounds[0, i]
         hi = bounds[1, i]
@@ -105,7 +139,7 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
             tk = kn[k]
             sk = ss[k]
             pos = min(max((xc[n] - tk) * sk, _F0), lm1)
-            r0 = min(int(pos), lm2)  # pos >= 0: truncation is floor
+            r0 = 0 if poly else min(int(pos), lm2)  # pos >= 0: truncation is floor
             r0f = np.float32(r0)
             w = pos - r0f
             if closed:
@@ -113,10 +147,10 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
             else:
                 in_dom = (xv >= lo) & (xv < hi)
             ext = (not in_dom) & (oob == 2) & (xv == xv)  # NaN: weight stays finite, multiplier 0
-            wext = min(max((xf - tk) * sk - r0f, -_FMAX), _FMAX)
-            lin = line | ext
+            wext = min(max((xf - tk) * sk - r0f, -ulim), ulim)
+            lin = line | ext | poly
             up = (not lin) & (w >= _FHALF)
-            wl[n] = wext if ext else (w if line else _F0)
+            wl[n] = wext if ext else (w if (line | poly) else _F0)
             row[n] = rbase + k * L + r0 + up
             step[n] = lin
             tm[n] = _F1 if (in_dom | (oob != 1)) & (xv == xv) else _F0
@@ -133,7 +167,20 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, n
                     bvs[n] = xf
                 else:
                     bvs[n] = _F0
-        # (3) gather two rows (one for nearest) and update all outputs.
+        # (3) gather two rows (one for nearest; L for poly) and update all outputs.
+        if poly:
+            for n in range(N):
+                _bernstein(wl[n], binom, bas)
+                r = row[n]
+                t = tm[n]
+                bv = bvs[n]
+                o = out[n]
+                for j in range(O):
+                    acc = bas[0] * dense[r, j]
+                    for m in range(1, L):
+                        acc = acc + bas[m] * dense[r + m, j]
+                    o[j] += t * acc + bw[j] * bv
+            continue
         for n in range(N):
             r = row[n]
             t0 = dense[r]
@@ -178,17 +225,18 @@ class EdgeSumKernel:
 
 # ``network_kernel``'s ``meta`` array: a 2-entry header (n_layers, permute_input), then one record of
 # ``_R`` int64 per layer, field f of layer l at ``2 + l*_R + f``: shapes, contract flags, offsets into
-# ``params`` (edge arrays at M_OFF_EDGE, node vectors at M_OFF_NODES) and into ``groups``.
-_META = ("I", "O", "K", "L", "nearest", "closed", "oob", "base", "off_edge", "has_nodes", "n_sum", "n_nodes",
-         "n_groups", "off_groups", "off_nodes")
+# ``params`` (edge arrays at M_OFF_EDGE, node vectors at M_OFF_NODES, symbolic affines at M_OFF_SYM) and
+# into ``ints`` (multiplication groups at M_OFF_GROUPS; symbolic src, dst, codes at M_OFF_SYM_INTS).
+_META = ("I", "O", "K", "L", "interp", "closed", "oob", "base", "off_edge", "has_nodes", "n_sum", "n_nodes",
+         "n_groups", "off_groups", "off_nodes", "n_sym", "off_sym", "off_sym_ints")
 _R = len(_META)
-(M_I, M_O, M_K, M_L, M_NEAREST, M_CLOSED, M_OOB, M_BASE, M_OFF_EDGE, M_HAS_NODES, M_N_SUM, M_N_NODES, M_N_GROUPS,
- M_OFF_GROUPS, M_OFF_NODES) = range(_R)
+(M_I, M_O, M_K, M_L, M_INTERP, M_CLOSED, M_OOB, M_BASE, M_OFF_EDGE, M_HAS_NODES, M_N_SUM, M_N_NODES, M_N_GROUPS,
+ M_OFF_GROUPS, M_OFF_NODES, M_N_SYM, M_OFF_SYM, M_OFF_SYM_INTS) = range(_R)
 _EDGE_ARRAYS = ("knots", "bounds", "seg_scale", "dense", "base_weight", "edge_mask")  # order in ``params``
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _layer(h, params, meta, groups, l, fs, ints):
+def _layer(h, params, meta, ints, l, fs, scratch):
     """One layer of ``network_kernel``: edge sums (``lut_layer_kernel``), then the node step if any."""
     m = meta[2 + l * _R: 2 + (l + 1) * _R]
     I, O, K, L = m[M_I], m[M_O], m[M_K], m[M_L]
@@ -206,52 +254,58 @@ def _layer(h, params, meta, groups, l, fs, ints):
     o += I * O
     edge_mask = params[o:o + I * O].reshape((I, O))
     s = np.empty((N, O), np.float32)
-    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[M_NEAREST], m[M_CLOSED] != 0,
-                     m[M_OOB], m[M_BASE], s, fs, ints)
+    lut_layer_kernel(h, knots, bounds, seg_scale, dense, base_w, edge_mask, L, m[M_INTERP], m[M_CLOSED] != 0,
+                     m[M_OOB], m[M_BASE], s, fs, scratch)
+    S = m[M_N_SYM]
+    if S > 0:
+        q, f = m[M_OFF_SYM_INTS], m[M_OFF_SYM]
+        symbolic_kernel(h, ints[q:q + S], ints[q + S:q + 2 * S], ints[q + 2 * S:q + 3 * S],
+                        params[f:f + 4 * S].reshape((S, 4)), s, np.empty(O, np.float32))
     if m[M_HAS_NODES] == 0:
         return s
     n_sum, n_nodes, og, on = m[M_N_SUM], m[M_N_NODES], m[M_OFF_GROUPS], m[M_OFF_NODES]
     out = np.empty((N, n_nodes), np.float32)
-    combine_kernel(s, params[on:on + O], params[on + O:on + 2 * O], n_sum, groups[og:og + m[M_N_GROUPS]],
+    combine_kernel(s, params[on:on + O], params[on + O:on + 2 * O], n_sum, ints[og:og + m[M_N_GROUPS]],
                    params[on + 2 * O:on + 2 * O + n_nodes], params[on + 2 * O + n_nodes:on + 2 * O + 2 * n_nodes], out)
     return out
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def network_kernel(x, input_id, params, meta, groups):
+def network_kernel(x, input_id, params, meta, ints):
     """The whole network in one call: exactly the per-layer kernels of ``NumbaEvaluator`` in the same
     order (bit-identical), without a Python round trip per layer. ``x`` (N, n_inputs) float32 C-contiguous;
-    ``params``/``meta``/``groups`` are built by ``pack_network`` (see ``_META``)."""
+    ``params``/``meta``/``ints`` are built by ``pack_network`` (see ``_META``)."""
     N = x.shape[0]
     fs = np.empty((4, N), np.float32)  # per-sample scratch shared by all layers
-    ints = np.empty((3, N), np.int64)
+    scratch = np.empty((3, N), np.int64)
     if meta[1] != 0:
         I0 = input_id.shape[0]
         x0 = np.empty((N, I0), np.float32)
         for n in range(N):
             for i in range(I0):
                 x0[n, i] = x[n, input_id[i]]
-        h = _layer(x0, params, meta, groups, 0, fs, ints)
+        h = _layer(x0, params, meta, ints, 0, fs, scratch)
     else:
-        h = _layer(x, params, meta, groups, 0, fs, ints)
+        h = _layer(x, params, meta, ints, 0, fs, scratch)
     for l in range(1, meta[0]):
-        h = _layer(h, params, meta, groups, l, fs, ints)
+        h = _layer(h, params, meta, ints, l, fs, scratch)
     return h
 
 
 def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):
-    """``network_kernel``'s flat buffers ``(params float32, meta int64, groups int64)`` and, per layer, the
+    """``network_kernel``'s flat buffers ``(params float32, meta int64, ints int64)`` and, per layer, the
     views of ``params`` holding its edge arrays (so the dequantized tables exist once)."""
     chunks: list[np.ndarray] = []
     placed: list[list[tuple[str, int, tuple]]] = []
     meta = [len(tables), int(permute_input)]
-    groups: list[int] = []
+    ints: list[int] = []
     off = 0
     for t in tables:
         o = t.options
-        rec = dict(I=t.in_dim, O=t.out_dim, K=t.n_segments, L=o.L, nearest=INTERP_CODES[o.interp],
+        rec = dict(I=t.in_dim, O=t.out_dim, K=t.n_segments, L=o.L, interp=INTERP_CODES[o.interp],
                    closed=int(o.boundary == "closed"), oob=OOB_CODES[o.oob], base=BASE_CODES[t.base_fun], off_edge=off,
-                   has_nodes=0, n_sum=0, n_nodes=0, n_groups=0, off_groups=0, off_nodes=0)
+                   has_nodes=0, n_sum=0, n_nodes=0, n_groups=0, off_groups=0, off_nodes=0, n_sym=0, off_sym=0,
+                   off_sym_ints=0)
         placed.append([])
         for name in _EDGE_ARRAYS:
             a = t.dequantized() if name == "dense" else getattr(t, name)  # not cached on t: one copy
@@ -261,15 +315,21 @@ def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):
         if t.nodes is not None:
             st = t.nodes
             rec.update(has_nodes=1, n_sum=st.n_sum, n_nodes=st.n_nodes, n_groups=len(st.mult_groups),
-                       off_groups=len(groups), off_nodes=off)
-            groups += list(st.mult_groups)
+                       off_groups=len(ints), off_nodes=off)
+            ints += list(st.mult_groups)
             for a in (st.subnode_scale, st.subnode_bias, st.node_scale, st.node_bias):
                 chunks.append(np.ravel(a))
                 off += a.size
+        if t.symbolic is not None:
+            sy = t.symbolic
+            rec.update(n_sym=sy.n_edges, off_sym=off, off_sym_ints=len(ints))
+            ints += sy.src.tolist() + sy.dst.tolist() + sy.codes.tolist()
+            chunks.append(np.ravel(sy.affine))
+            off += sy.affine.size
         meta += [int(rec[k]) for k in _META]
     params = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
     views = [{name: params[o:o + int(np.prod(shape))].reshape(shape) for name, o, shape in layer} for layer in placed]
-    return params, np.asarray(meta, dtype=np.int64), np.asarray(groups if groups else [0], dtype=np.int64), views
+    return params, np.asarray(meta, dtype=np.int64), np.asarray(ints if ints else [0], dtype=np.int64), views
 
 
 class NumbaEvaluator:
@@ -285,14 +345,15 @@ class NumbaEvaluator:
         self.tables = model_tables(model)
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
-        self._params, self._meta, self._groups, views = pack_network(self.tables, not self._identity_input)
+        self._params, self._meta, self._ints, views = pack_network(self.tables, not self._identity_input)
         self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views)]
+        self.symbolic = [None if t.symbolic is None else SymbolicKernel(t.symbolic) for t in self.tables]
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
         if upto is None or upto >= len(self.kernels):
             h = check_input(x, self.model.n_inputs)
-            return network_kernel(h, self._input_id, self._params, self._meta, self._groups)
+            return network_kernel(h, self._input_id, self._params, self._meta, self._ints)
         return self.forward_layers(x, upto)
 
     def forward_layers(self, x: np.ndarray, upto: int | None = None) -> np.ndarray:
@@ -300,7 +361,9 @@ class NumbaEvaluator:
         h = check_input(x, self.model.n_inputs)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self._input_id])
-        for kern, t in zip(self.kernels[:upto], self.tables[:upto]):
+        for kern, sym, t in zip(self.kernels[:upto], self.symbolic[:upto], self.tables[:upto]):
             s = kern(h)
+            if sym is not None:
+                sym.add_to(h, s)
             h = s if t.nodes is None else apply_nodes(t.nodes, s)
         return h
