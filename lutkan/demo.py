@@ -257,7 +257,7 @@ def _fill_row(row: Row, src, x: np.ndarray, y_ref: np.ndarray, ref_cls: dict, y_
     from lutkan.evaluators.numpy_eval import NumpyEvaluator
     from lutkan.exporter import export, save_onnx
     from lutkan.runtime_ext import make_session, run
-    from lutkan.testing import assert_outputs_close, compare_outputs
+    from lutkan.metrics import assert_outputs_close, compare_outputs
 
     L, scheme = row.L, row.scheme
     t0 = time.perf_counter()

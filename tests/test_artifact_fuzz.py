@@ -31,7 +31,7 @@ from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import ArtifactError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import compare_outputs
+from lutkan.metrics import compare_outputs
 
 STATS: Counter = Counter()
 

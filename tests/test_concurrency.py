@@ -105,7 +105,7 @@ def test_many_evaluators_many_models_threads():
 
     with ThreadPoolExecutor(6) as pool:
         assert all(pool.map(work, range(6)))
-    from lutkan.testing import assert_outputs_close
+    from lutkan.metrics import assert_outputs_close
 
     for g, w in zip(got0, want):
         with np.errstate(invalid="ignore"):
@@ -151,7 +151,7 @@ from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
 from lutkan.runtime_ext import make_session, run, live_kernels, kernel_errors
-from lutkan.testing import compare_outputs
+from lutkan.metrics import compare_outputs
 
 def model(seed, width=(4, 5, 3), scheme="int8", L=32, **kw):
     src = random_source(list(width), seed=seed, mult_groups={0: [2]}, masked=0.2, **kw)

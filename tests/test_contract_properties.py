@@ -32,7 +32,7 @@ from lutkan.evaluators.numba_eval import EdgeSumKernel, NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
 from lutkan.evaluators.packing import dequantize, pack_model
 from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
-from lutkan.testing import HUGE, assert_outputs_close
+from lutkan.metrics import HUGE, assert_outputs_close
 
 EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff u = 2**-24
 F32 = np.float32

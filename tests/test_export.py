@@ -28,7 +28,7 @@ from lutkan.errors import UnsupportedModelError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
 from lutkan.exporter.function_form import body_spec, function_model
-from lutkan.testing import assert_outputs_close
+from lutkan.metrics import assert_outputs_close
 from _models import probe_inputs, random_source
 from conftest import ort_run
 

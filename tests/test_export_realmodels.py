@@ -14,7 +14,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
-from lutkan.testing import assert_outputs_close
+from lutkan.metrics import assert_outputs_close
 
 from _models import probe_inputs
 

@@ -26,7 +26,7 @@ from lutkan.contract import ContractOptions
 from lutkan.errors import InputError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import assert_outputs_close, compare_outputs
+from lutkan.metrics import assert_outputs_close, compare_outputs
 
 try:  # the exporter / plugin are written in parallel; their backends join when present
     from lutkan.exporter import export

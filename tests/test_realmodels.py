@@ -15,7 +15,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import assert_outputs_close, compare_outputs
+from lutkan.metrics import assert_outputs_close, compare_outputs
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
 from lutkan.compiler.pykan_reader import build_pykan_model, load_source, pykan_forward  # noqa: E402

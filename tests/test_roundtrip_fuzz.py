@@ -27,7 +27,7 @@ from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, Contract
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
 from lutkan.evaluators.packing import pack_model
-from lutkan.testing import HUGE, assert_outputs_close
+from lutkan.metrics import HUGE, assert_outputs_close
 from test_contract_properties import _identity_combine, special_inputs
 from test_contract_properties import models as contract_models
 

@@ -33,7 +33,7 @@ from lutkan.runtime_ext import (
 )
 from lutkan.runtime_ext._models import decoy_function_model, export_model, random_model
 from lutkan.runtime_ext.graph import prepare
-from lutkan.testing import assert_outputs_close
+from lutkan.metrics import assert_outputs_close
 
 REPO = Path(__file__).resolve().parents[1]
 

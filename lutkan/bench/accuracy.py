@@ -30,7 +30,7 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.source import base_function
-from lutkan.testing import compare_outputs, error_over_std
+from lutkan.metrics import compare_outputs, error_over_std
 
 CONTROLLED_WIDTH = [10, 8]
 CONTROLLED_GRID = 8
