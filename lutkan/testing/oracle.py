@@ -42,7 +42,8 @@ ENGINES = ("ort", "plugin", "onnxref", "onnxref+op")
 
 
 def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray]:
-    """``f(x) -> y`` running an ONNX model (ModelProto, bytes or path) with one input ``x``.
+    """``f(x) -> y`` running an ONNX model (ModelProto, bytes or path) with one input ``x``
+    (onnxruntime engines: ``f.session`` is the session).
 
     Args:
         engine: ``ort`` (plain onnxruntime, no lutkan code in the session), ``plugin`` (the LUTKanEdge
@@ -50,10 +51,9 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
             ``onnxref+op`` (``onnx.reference`` with the LUTKanEdge OpRun).
     """
     if engine in ("ort", "plugin"):
-        from lutkan.runtime_ext import make_session, run
+        from lutkan.runtime_ext import make_session
 
-        sess = make_session(proto, plugin=engine == "plugin", intra_op_num_threads=1)
-        return lambda x: run(sess, x)
+        return _SessionRunner(make_session(proto, plugin=engine == "plugin", intra_op_num_threads=1))
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     import onnx
@@ -73,6 +73,18 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
             return ev.run(None, {inp.name: check_input(x, width)})[0]
 
     return f
+
+
+class _SessionRunner:
+    """``lutkan.runtime_ext.run(session, x)``; the onnxruntime session is ``.session``."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, x):
+        from lutkan.runtime_ext import run
+
+        return run(self.session, x)
 
 
 def backends(model, *, include: Iterable[str] | None = None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:

@@ -19,11 +19,14 @@ from lutkan.testing.models import KNOT_KINDS, random_source
 
 __all__ = ["contract_options", "inputs", "mult_groups", "sources"]
 
+_L = st.integers(2, 48)
+_KS, _GS = st.integers(1, 5), st.integers(1, 12)
+_ROWS = st.integers(1, 6)
 KNOT_MIXES = ("uniform", "nonuniform", "repeated", ("uniform", "nonuniform", "repeated"), KNOT_KINDS)
 """Knot choices a drawn model uses: one kind for every row, or a per-row mix."""
 
 
-def contract_options(*, L=st.integers(2, 48), schemes=SCHEMES) -> st.SearchStrategy[ContractOptions]:
+def contract_options(*, L=_L, schemes=SCHEMES) -> st.SearchStrategy[ContractOptions]:
     """Any ``ContractOptions``: L from ``L``, every scheme / interp / boundary / OOB policy."""
     return st.builds(ContractOptions, L=L, scheme=st.sampled_from(schemes), interp=st.sampled_from(INTERPS),
                      boundary=st.sampled_from(BOUNDARIES), oob=st.sampled_from(OOB_POLICIES))
@@ -41,7 +44,7 @@ def mult_groups(draw, width, *, max_arity: int = 3) -> dict[int, tuple[int, ...]
 
 
 @st.composite
-def sources(draw, *, max_layers: int = 2, max_width: int = 3, ks=st.integers(1, 5), Gs=st.integers(1, 12),
+def sources(draw, *, max_layers: int = 2, max_width: int = 3, ks=_KS, Gs=_GS,
             symbolic: bool | None = None, mult: bool | None = None, base_fun: str | None = None,
             max_extra_inputs: int = 1, **fixed):
     """A random ``SourceModel`` (``random_source``) with drawn shape and features.
@@ -49,10 +52,11 @@ def sources(draw, *, max_layers: int = 2, max_width: int = 3, ks=st.integers(1, 
     Args:
         max_layers, max_width: 1..max_layers layers of 1..max_width nodes per boundary.
         ks, Gs: strategies for the spline order and grid size.
-        symbolic, mult, base_fun: fix a feature (None: drawn).
+        symbolic, mult, base_fun: fix a feature, or a strategy to draw it from (None: drawn).
         max_extra_inputs: model inputs layer 0 does not read (0..this many).
-        **fixed: ``random_source`` arguments to use as given instead of drawing them.
+        **fixed: ``random_source`` arguments replacing the drawn ones (a strategy is drawn from).
     """
+    symbolic, mult, base_fun = (draw(v) if isinstance(v, st.SearchStrategy) else v for v in (symbolic, mult, base_fun))
     n_layers = draw(st.integers(1, max_layers))
     width = [draw(st.integers(1, max_width)) for _ in range(n_layers + 1)]
     if symbolic is None:
@@ -70,13 +74,13 @@ def sources(draw, *, max_layers: int = 2, max_width: int = 3, ks=st.integers(1, 
         n_inputs=width[0] + draw(st.integers(0, max_extra_inputs)),
         input_id=draw(st.sampled_from(["permute", "sorted"])),
     )
-    kw.update(fixed)
+    kw.update({k: draw(v) if isinstance(v, st.SearchStrategy) else v for k, v in fixed.items()})
     call = f"random_source({width}, " + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")"
     return random_source(width, **kw, provenance={"call": call})
 
 
 @st.composite
-def inputs(draw, model, *, rows=st.integers(1, 6), far: float | None = None, specials=SPECIAL_VALUES,
+def inputs(draw, model, *, rows=_ROWS, far: float | None = None, specials=SPECIAL_VALUES,
            categories=CATEGORIES) -> np.ndarray:
     """(n, n_inputs) float32 rows whose every entry's value class (``CATEGORIES``) is drawn by
     hypothesis, for a ``LUTModel`` or ``SourceModel`` (unread columns use the knot row [-1, 1])."""
