@@ -5,7 +5,7 @@
     far OOB, NaN, +-inf, +-1e38, denormals);
 (b) float32 tables at L=256 reproduce the float64 SourceModel.forward within a derived bound,
     in the domain and (oob='zero', PyKAN-faithful) outside it;
-(c) the OOB truth table of contract section 4, one parametrized test;
+(c) the OOB truth table of contract section 4, one parametrized test, on every backend of the oracle;
 (d) quantization golden values and the dequantization error bound;
 (e) right-continuity at interior knots and the left-limit sample at segment ends.
 
@@ -16,6 +16,7 @@ Random models come from ``lutkan.testing.strategies.sources`` (the one factory,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import numpy as np
@@ -33,6 +34,7 @@ from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
 from lutkan.evaluators.packing import dequantize, pack_model
 from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
 from lutkan.metrics import HUGE, assert_outputs_close
+from lutkan.testing import backends
 from lutkan.testing.inputs import adversarial_inputs, knot_inputs
 from lutkan.testing.models import random_source
 from lutkan.testing.strategies import sources
@@ -308,6 +310,12 @@ def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str
     return _lerp32(6, 9, w)
 
 
+@functools.lru_cache(maxsize=None)
+def _truth_backends(interp: str, boundary: str, oob: str) -> dict:
+    """Every backend of the oracle (NumPy, Numba, each ONNX form in ORT / the plugin / onnx.reference)."""
+    return backends(_truth_model(interp, boundary, oob))
+
+
 def _truth_model(interp: str, boundary: str, oob: str) -> LUTModel:
     z = np.zeros(1, np.float32)
     layer = LUTLayer(knots=np.array([[0, 1, 2]], np.float32), edge_src=np.zeros(1, np.int32),
@@ -324,10 +332,9 @@ def _truth_model(interp: str, boundary: str, oob: str) -> LUTModel:
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("interp", INTERPS)
 def test_oob_truth_table(interp, boundary, oob, point):
-    model = _truth_model(interp, boundary, oob)
     want = truth_table(point, interp, boundary, oob)
     x = np.array([[POINTS[point]]], dtype=np.float32)
-    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+    for name, ev in _truth_backends(interp, boundary, oob).items():
         got = float(ev(x)[0, 0])
         what = f"{name}: T({point}) under {interp}/{boundary}/{oob} = {got!r}, contract says {want!r}"
         if want == "nan":
@@ -367,8 +374,8 @@ def test_oob_truth_table_through_compiler():
     }
     for (boundary, oob), want in expect.items():
         model = compile_model(src, ContractOptions(L=5, scheme="float32", boundary=boundary, oob=oob))
-        for ev in (NumpyEvaluator(model), NumbaEvaluator(model)):
-            np.testing.assert_allclose(ev(xs)[:, 0], want, rtol=1e-6, atol=1e-6, err_msg=f"{boundary}/{oob}")
+        for name, ev in backends(model).items():
+            np.testing.assert_allclose(ev(xs)[:, 0], want, rtol=1e-6, atol=1e-6, err_msg=f"{name} {boundary}/{oob}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,12 +486,11 @@ def test_interior_knot_right_continuous_and_left_limit(interp, boundary, oob):
     """The truth-table layer jumps at its interior knot t_1 = 1 (segment 0 ends with the left-limit
     sample 3, segment 1 starts with 5): x = 1 is evaluated in segment 1 (right-continuous, u = 0),
     nextafter(1, -inf) in segment 0 (-> the left limit 3)."""
-    model = _truth_model(interp, boundary, oob)
     one = np.float32(1)
     below = np.nextafter(one, np.float32(-np.inf))
     x = np.array([[one], [below], [np.nextafter(one, np.float32(np.inf))]], dtype=np.float32)
     left = 3.0 if interp == "nearest" else 2 + float(below / np.float32(0.5) - np.float32(1))
-    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+    for name, ev in _truth_backends(interp, boundary, oob).items():
         y = ev(x)[:, 0].astype(np.float64)
         assert y[0] == 5.0, f"{name}: x = interior knot must start the right segment, got {y[0]}"
         assert y[1] == pytest.approx(left, abs=1e-6) and abs(y[1] - 3.0) < 1e-5, f"{name}: left limit {y[1]}"

@@ -161,8 +161,8 @@ def _kinds(knots: str | Sequence[str]) -> tuple[str, ...]:
 def random_source(width: Sequence[int], G: int = 5, k: int = 3, *, seed: int | np.random.Generator = 0,
                   knots: str | Sequence[str] = "uniform", hidden_knots: str | Sequence[str] | None = None,
                   domain: tuple[float, float] | None = None, float32_knots: bool = True, zero_width: int = 0,
-                  amplitude: str = "fuzz",
-                  masked: float = 0.0, symbolic: float = 0.0, symbolic_names: Sequence[str] = SYMBOLIC_NAMES,
+                  amplitude: str = "fuzz", masked: float = 0.0, symbolic: float = 0.0,
+                  symbolic_names: Sequence[str] = SYMBOLIC_NAMES,
                   mult_groups: Mapping[int, Sequence[int]] | None = None, affine: bool = True,
                   base_fun: str = "silu", n_inputs: int | None = None, input_id: str | Sequence[int] = "permute",
                   symbolic_enabled: bool | None = None, provenance: Mapping | None = None) -> SourceModel:

@@ -28,7 +28,7 @@ import numpy as np
 
 from lutkan.metrics import assert_outputs_close
 
-__all__ = ["BACKENDS", "assert_backends_agree", "backends", "onnx_runner"]
+__all__ = ["BACKENDS", "ENGINES", "assert_backends_agree", "backends", "onnx_runner"]
 
 BACKENDS = ("numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
             "onnxref-function", "onnxref-custom")
@@ -65,12 +65,13 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
     if not isinstance(proto, onnx.ModelProto):
         proto = onnx.load_from_string(proto) if isinstance(proto, bytes) else onnx.load(proto)
     (inp,) = proto.graph.input
-    width = inp.type.tensor_type.shape.dim[1].dim_value
+    width = inp.type.tensor_type.shape.dim[1].dim_value  # lutkan exports declare (batch, n_inputs)
     ev = ReferenceEvaluator(proto, new_ops=[LUTKanEdge] if engine == "onnxref+op" else None)
 
     def f(x):
+        x = check_input(x, width)
         with np.errstate(all="ignore"):
-            return ev.run(None, {inp.name: check_input(x, width)})[0]
+            return ev.run(None, {inp.name: x})[0]
 
     return f
 
