@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _models import probe_inputs, random_source
 from conftest import terminal_line
 from lutkan.artifact import MAGIC, FORMAT_VERSION, from_bytes, load, save, to_bytes
 from lutkan.compiler import compile_model
@@ -31,7 +30,9 @@ from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import ArtifactError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import compare_outputs
+from lutkan.metrics import compare_outputs
+from lutkan.testing.inputs import adversarial_inputs
+from lutkan.testing.models import random_source
 
 STATS: Counter = Counter()
 
@@ -162,8 +163,9 @@ def assert_same_model(a, b):
        symbolic=st.sampled_from([0.0, 0.3]), masked=st.sampled_from([0.0, 0.5]),
        base_fun=st.sampled_from(["silu", "identity", "zero"]))
 def test_roundtrip_equal(tmp_path_factory, seed, scheme, L, width, uniform, symbolic, masked, base_fun):
-    src = random_source(list(width), G=4, k=3, seed=seed, uniform=uniform, symbolic=symbolic, masked=masked,
-                        zero_width=int(seed % 2), base_fun=base_fun, n_inputs=width[0] + int(seed % 3 == 0))
+    src = random_source(list(width), G=4, k=3, seed=seed, knots="uniform" if uniform else "nonuniform",
+                        symbolic=symbolic, masked=masked, zero_width=int(seed % 2), base_fun=base_fun,
+                        n_inputs=width[0] + int(seed % 3 == 0))
     m = compile_model(src, ContractOptions(L=L, scheme=scheme))
     path = tmp_path_factory.mktemp("rt") / "m.lutkan"
     save(m, path)
@@ -175,7 +177,7 @@ def test_roundtrip_equal(tmp_path_factory, seed, scheme, L, width, uniform, symb
     assert_same_model(m, m2)
     assert to_bytes(m2) == data, "serialization is not deterministic / not a fixed point"
     assert not list(path.parent.glob("*.tmp")), "save() left its temp file behind"
-    x = probe_inputs(m, 32, seed=seed)
+    x = adversarial_inputs(m, 32, seed=seed)
     a, b = NumpyEvaluator(m)(x), NumpyEvaluator(m2)(x)
     np.testing.assert_array_equal(a, b)
     for arr in (m2.layers[0].table, m2.layers[0].knots, m2.input_id):

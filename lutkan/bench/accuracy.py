@@ -31,7 +31,7 @@ from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.reporting import f1, predict
 from lutkan.source import base_function
-from lutkan.testing import compare_outputs, error_over_std
+from lutkan.metrics import compare_outputs, error_over_std
 
 CONTROLLED_WIDTH = [10, 8]
 CONTROLLED_GRID = 8

@@ -49,7 +49,7 @@ from lutkan.bench.timing import measure_interleaved, paired_ratio
 from lutkan.bench.zoo import BenchModel
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import compare_outputs
+from lutkan.metrics import compare_outputs
 
 GATE_RTOL = 1e-3
 GATE_ROWS = 64

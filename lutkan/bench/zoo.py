@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from lutkan.bench.rows import optional
-from lutkan.source import SourceLayer, SourceModel
-
-COEF_STD_TRAINED = 0.5
-PYKAN_NOISE_SCALE = 0.3
+from lutkan.source import SourceModel
+from lutkan.testing.models import COEF_STD_TRAINED, PYKAN_NOISE_SCALE, random_source  # noqa: F401 - read by bench.report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,32 +80,10 @@ class BenchModel:
         return self._pykan, self._pykan_reason
 
 
-def random_source(width: list[int], grid: int, k: int, seed: int, kind: str = "trained-like") -> SourceModel:
-    """A random pykan-shaped ``SourceModel`` (see the module doc for the two kinds)."""
-    if kind not in ("trained-like", "pykan-init"):
-        raise ValueError(f"unknown random model kind {kind!r}")
-    rng = np.random.default_rng(seed)
-    h = 2.0 / grid
-    knots = np.linspace(-1 - k * h, 1 + k * h, grid + 2 * k + 1)
-    layers = []
-    for I, O in zip(width[:-1], width[1:]):
-        if kind == "trained-like":
-            coef = rng.normal(0.0, COEF_STD_TRAINED, (I, O, grid + k))
-        else:
-            coef = (rng.random((I, O, grid + k)) - 0.5) * PYKAN_NOISE_SCALE / grid
-        layers.append(SourceLayer(
-            grid=np.tile(knots, (I, 1)), coef=coef, k=k,
-            scale_base=(rng.random((I, O)) * 2 - 1) / np.sqrt(I), scale_sp=np.full((I, O), 1 / np.sqrt(I)),
-            mask=np.ones((I, O)), sym_mask=np.zeros((O, I)), sym_affine=np.zeros((O, I, 4)),
-            sym_names=tuple(tuple("0" for _ in range(I)) for _ in range(O)),
-            subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O), node_bias=np.zeros(O),
-            n_sum=O))
-    return SourceModel(layers=tuple(layers), input_id=np.arange(width[0]), n_inputs=width[0],
-                       symbolic_enabled=False, provenance={"source": f"random {kind} seed {seed}"})
-
-
 def random_model(width: list[int], grid: int, k: int, seed: int, kind: str = "trained-like") -> BenchModel:
-    src = random_source(width, grid, k, seed, kind)
+    src = random_source(width, grid, k, seed=seed, amplitude=kind, knots="uniform", domain=(-1.0, 1.0),
+                        float32_knots=False, affine=False, input_id="sorted", symbolic_enabled=False,
+                        provenance={"source": f"random {kind} seed {seed}"})
     name = f"random-{kind}{list(width)}".replace(" ", "")
     return BenchModel(name=name, kind="random", src=src, info={"seed": seed, "grid": grid, "k": k, "kind": kind})
 
@@ -208,4 +184,4 @@ def layer_domains(src: SourceModel, x: np.ndarray, boundary: str = "closed") -> 
 
 
 __all__ = ["BenchModel", "COEF_STD_TRAINED", "checkpoint_paths", "layer_domains", "load_checkpoint",
-           "random_model", "random_source", "realmodels_dir", "to_pykan", "torch_forward"]
+           "random_model", "realmodels_dir", "to_pykan", "torch_forward"]

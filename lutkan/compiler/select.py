@@ -20,7 +20,7 @@ from lutkan.artifact import LUTModel
 from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import LutKanError
 from lutkan.evaluators.inputs import check_input
-from lutkan.testing import error_over_std
+from lutkan.metrics import error_over_std
 
 __all__ = ["Trial", "SelectionError", "candidate_order", "select_options"]
 

@@ -225,7 +225,7 @@ def _compile_and_compare(row: Row, job: Job, write_files: bool):
     from lutkan.artifact import save, to_bytes
     from lutkan.compiler import compile_model
     from lutkan.evaluators.numpy_eval import NumpyEvaluator
-    from lutkan.testing import compare_outputs
+    from lutkan.metrics import compare_outputs
 
     t0 = time.perf_counter()
     model = compile_model(job.src, C.ContractOptions(L=row.L, scheme=row.scheme))
@@ -276,7 +276,7 @@ def _run_and_check(row: Row, job: Job, model, onnx_model, mode: str, key: str, y
     """A session for ``onnx_model`` (``plugin`` or ``plain``), its outputs checked against the NumPy
     reference into ``row.checks[key]``; None when the session could not be made or run."""
     from lutkan.runtime_ext import make_session, run
-    from lutkan.testing import assert_outputs_close
+    from lutkan.metrics import assert_outputs_close
 
     try:
         sess = make_session(onnx_model, plugin=(mode == "plugin"), intra_op_num_threads=job.cfg.threads)
