@@ -253,7 +253,7 @@ class LUTModel:
                 {"in": L.in_dim, "out_subnodes": L.out_dim, "nodes": L.n_nodes, "segments": L.n_segments,
                  "edges": L.n_edges, "n_sum": L.n_sum, "mult_groups": list(L.mult_groups),
                  "table_bytes": b, "max_tab_error": float(L.tab_error.max()) if L.n_edges else 0.0}
-                for L, b in zip(self.layers, self.table_bytes())
+                for L, b in zip(self.layers, self.table_bytes(), strict=True)
             ],
             "provenance": self.provenance,
             "notes": list(self.notes),

@@ -81,7 +81,7 @@ class ContractOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ContractOptions":
+    def from_dict(cls, d: dict) -> ContractOptions:
         unknown = set(d) - {"L", "scheme", "interp", "boundary", "oob"}
         if unknown:
             raise LutKanError(f"unknown contract option(s): {sorted(unknown)}")

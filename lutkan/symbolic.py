@@ -7,7 +7,7 @@ same functions in float64 NumPy, used to tabulate symbolic edges and by the floa
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -97,7 +97,7 @@ class LayerTables:
     nodes: NodeStep | None = None
 
     @classmethod
-    def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> "LayerTables":
+    def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> LayerTables:
         """Scatter a compiled layer (edge list layout) into the dense per-input layout (stored dtype kept)."""
         I, O, K, L = layer.in_dim, layer.out_dim, layer.n_segments, options.L
         knots = np.ascontiguousarray(layer.knots, dtype=np.float32)
@@ -117,7 +117,7 @@ class LayerTables:
 
     @classmethod
     def build(cls, *, knots, base_weight, edge_mask, table, table_scale, table_offset, options: ContractOptions,
-              base_fun: str, nodes: NodeStep | None = None, bounds=None, seg_scale=None) -> "LayerTables":
+              base_fun: str, nodes: NodeStep | None = None, bounds=None, seg_scale=None) -> LayerTables:
         """Construct, deriving ``bounds`` and ``seg_scale`` from the knots unless given (an op's inputs)."""
         knots = _c(knots, np.float32)
         if bounds is None:
@@ -175,10 +175,13 @@ class LayerTables:
         d.setflags(write=False)
         return d
 
-    def input_slice(self, i: int) -> "LayerTables":
+    def input_slice(self, i: int) -> LayerTables:
         """Input ``i`` alone (one input, the same O outputs, no node step): the sum of its edges."""
         s = slice(i, i + 1)
-        opt = (lambda a: None if a is None else a[s])
+
+        def opt(a):
+            return None if a is None else a[s]
+
         return LayerTables(knots=self.knots[s], bounds=self.bounds[:, s], seg_scale=self.seg_scale[s],
                            base_weight=self.base_weight[s], edge_mask=self.edge_mask[s], table=self.table[s],
                            table_scale=opt(self.table_scale), table_offset=opt(self.table_offset),

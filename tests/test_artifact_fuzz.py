@@ -20,11 +20,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import terminal_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import terminal_line
-from lutkan.artifact import MAGIC, FORMAT_VERSION, from_bytes, load, save, to_bytes
+from lutkan.artifact import FORMAT_VERSION, MAGIC, from_bytes, load, save, to_bytes
 from lutkan.compiler import compile_model
 from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import ArtifactError
@@ -90,7 +90,7 @@ def expect_error(data, match: str | None = None, *, what: str = "") -> ArtifactE
         if match is not None:
             assert match in str(e), f"{what}: message {str(e)!r} does not contain {match!r}"
         return e
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: loader crashed with {type(e).__name__}: {e}") from e
     STATS["silent_accept"] += 1
@@ -107,7 +107,7 @@ def load_or_reject(data, what: str = ""):
         STATS["rejected"] += 1
         assert str(e).strip(), f"{what}: empty error message"
         return None
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: loader crashed with {type(e).__name__}: {e}") from e
     STATS["accepted"] += 1
@@ -117,7 +117,7 @@ def load_or_reject(data, what: str = ""):
         with np.errstate(all="ignore"):
             a = NumpyEvaluator(m)(x)
             b = NumbaEvaluator(m)(x)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: an accepted model crashed an evaluator: {type(e).__name__}: {e}") from e
     assert a.shape == b.shape == (7, m.n_outputs)
@@ -143,7 +143,7 @@ def assert_same_model(a, b):
     assert a.provenance == b.provenance and a.notes == b.notes
     np.testing.assert_array_equal(a.input_id, b.input_id)
     assert len(a.layers) == len(b.layers)
-    for la, lb in zip(a.layers, b.layers):
+    for la, lb in zip(a.layers, b.layers, strict=True):
         assert (la.n_sum, la.mult_groups) == (lb.n_sum, lb.mult_groups)
         for name in ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight", "subnode_scale",
                      "subnode_bias", "node_scale", "node_bias", "tab_error"):
@@ -400,9 +400,9 @@ def test_header_edit_with_recomputed_checksum(blob, case):
     if case == "scale_ref_missing" and "scale" not in header["layers"][0]["arrays"]:
         pytest.skip("float16/float32 tables have no scale array to remove")
     if case == "dtype_swap_int8_uint8" and header["arrays"][TABLE]["dtype"] == "uint8":
-        fn = lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "int8")  # noqa: E731
+        fn = lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "int8")
     if case == "dtype_swap_int8_uint8" and header["arrays"][TABLE]["dtype"] in ("float16", "float32"):
-        fn = lambda h, r: h["arrays"][TABLE].update(dtype="int8", shape=h["arrays"][TABLE]["shape"] + [1],  # noqa: E731
+        fn = lambda h, r: h["arrays"][TABLE].update(dtype="int8", shape=h["arrays"][TABLE]["shape"] + [1],
                                                      nbytes=int(np.prod(h["arrays"][TABLE]["shape"])))
         match = None
     expect_error(_edit(blob, fn), match, what=case)

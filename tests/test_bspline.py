@@ -342,7 +342,7 @@ def test_hypothesis_all_variants(case):
 
 def _source_from_pykan(model) -> SourceModel:
     """Hand-made reader for a plain MultKAN (sum nodes only) -- independent of lutkan's reader."""
-    t = lambda v: v.detach().double().cpu().numpy()  # noqa: E731
+    t = lambda v: v.detach().double().cpu().numpy()
     layers = []
     for l, af in enumerate(model.act_fun):
         sf = model.symbolic_fun[l]

@@ -82,11 +82,11 @@ def test_shared_evaluator_many_threads(cls):
 
 def test_many_evaluators_many_models_threads():
     """Different models evaluated concurrently (no shared scratch between evaluators/models)."""
-    models = [_model(s, scheme) for s, scheme in zip(range(4), ("int8", "uint8", "float16", "float32"))]
+    models = [_model(s, scheme) for s, scheme in zip(range(4), ("int8", "uint8", "float16", "float32"), strict=True)]
     evs = [NumbaEvaluator(m) for m in models]
     xs = [adversarial_inputs(m, 200, seed=7) for m in models]
-    want = [NumpyEvaluator(m)(x) for m, x in zip(models, xs)]
-    got0 = [e(x) for e, x in zip(evs, xs)]
+    want = [NumpyEvaluator(m)(x) for m, x in zip(models, xs, strict=True)]
+    got0 = [e(x) for e, x in zip(evs, xs, strict=True)]
 
     def work(t):
         out = []
@@ -97,7 +97,7 @@ def test_many_evaluators_many_models_threads():
 
     with ThreadPoolExecutor(6) as pool:
         assert all(pool.map(work, range(6)))
-    for g, w in zip(got0, want):
+    for g, w in zip(got0, want, strict=True):
         with np.errstate(invalid="ignore"):
             assert_outputs_close(g, w, rel=1e-5)
 

@@ -30,9 +30,9 @@ from lutkan.compiler.quantize import quantize
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
 from lutkan.evaluators.numba_eval import EdgeSumKernel, NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
-from lutkan.tables import dequantize, model_tables
-from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
 from lutkan.metrics import HUGE, assert_outputs_close
+from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
+from lutkan.tables import dequantize, model_tables
 from lutkan.testing import backends
 from lutkan.testing.inputs import adversarial_inputs, knot_inputs
 from lutkan.testing.models import random_source
@@ -178,7 +178,7 @@ def test_float32_L256_matches_float64_reference(src, xseed, boundary):
     # At x = t_K half_open+zero gives 0 and closed gives T_hi = S(t_K-), which is 0 for a pykan spline
     # (continuous, k >= 1): both equal pykan's 0 there, so one bound serves both boundaries.
     h = x[:, src.input_id].astype(np.float32)
-    for l, (layer, p) in enumerate(zip(src.layers, packed)):
+    for l, (layer, p) in enumerate(zip(src.layers, packed, strict=True)):
         h64 = h.astype(np.float64)
         # raw edge sums (node stage = identity) then the real node stage
         s64 = src.layer_forward(_raw_sum_layer(layer), h64)
@@ -271,8 +271,8 @@ POINTS = {"lo": _LO, "below_lo": _BELOW_LO, "hi": _HI, "below_hi": _BELOW_HI, "h
 def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str:
     """Expected tabulated term of contract section 4. '+big'/'-big' mean non-finite or |v| > 1e30."""
     x = float(POINTS[point])
-    line_lo = lambda v: 1 + 2 * v  # noqa: E731
-    line_hi = lambda v: 9 + 6 * (v - 2)  # noqa: E731
+    line_lo = lambda v: 1 + 2 * v
+    line_hi = lambda v: 9 + 6 * (v - 2)
     if point == "nan":
         return "nan"
     if point == "lo":
@@ -304,7 +304,7 @@ def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str
     return _lerp32(6, 9, w)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _truth_backends(interp: str, boundary: str, oob: str) -> dict:
     """Every backend of the oracle (NumPy, Numba, each ONNX form in ORT / the plugin / onnx.reference)."""
     return backends(_truth_model(interp, boundary, oob))
@@ -355,7 +355,7 @@ def test_oob_truth_table_through_compiler():
                         subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O),
                         node_bias=np.zeros(O), n_sum=1)
     src = SourceModel(layers=(layer,), input_id=np.zeros(1, np.int64), n_inputs=1, base_fun="zero")
-    f = lambda v: 2 * v + 5  # noqa: E731
+    f = lambda v: 2 * v + 5
     xs = np.array([[-1], [np.nextafter(np.float32(-1), np.float32(-9))], [3], [np.nextafter(np.float32(3), np.float32(-9))],
                    [4], [-5], [1.25]], dtype=np.float32)
     expect = {
@@ -453,7 +453,7 @@ def test_compiled_tables_quantize_the_spline(src, scheme):
     model = compile_model(src, ContractOptions(L=L, scheme=scheme))
     layer, lut = src.layers[0], model.layers[0]
     deq = dequantize(lut.table, lut.scale, lut.offset).astype(np.float64)
-    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist(), strict=True)):
         t = lut.knots[i].astype(np.float64)
         for kseg in range(lut.n_segments):
             if t[kseg + 1] <= t[kseg]:
@@ -522,7 +522,7 @@ def test_segment_end_samples_are_limits(src):
     L = 7
     model = compile_model(src, ContractOptions(L=L, scheme="float32"))
     lut = model.layers[0]
-    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist(), strict=True)):
         t = layer.grid[i]
         A = float(np.abs(layer.mask[i, j] * layer.scale_sp[i, j]) * np.abs(layer.coef[i, j]).max()) + 1e-30
         for kseg in range(lut.n_segments):

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REALMODEL_NAMES, realmodel_dir
+
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.exporter import export

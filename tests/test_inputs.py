@@ -18,8 +18,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import terminal_line
+
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.errors import InputError

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import REPO
 from onnx import numpy_helper
 
-from conftest import REPO
 from lutkan.compiler import compile_model
 from lutkan.compiler.pykan import load_source
 from lutkan.contract import ContractOptions

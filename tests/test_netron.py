@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import REPO
+
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.custom_ops.schema import INPUTS

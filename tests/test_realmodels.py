@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-
 from conftest import REALMODEL_NAMES, realmodel_dir
+
 from lutkan.artifact import from_bytes, to_bytes
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
@@ -18,7 +17,7 @@ from lutkan.metrics import compare_outputs
 from lutkan.testing import BACKENDS, assert_backends_agree
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward  # noqa: E402
+from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
 
 
 @pytest.fixture(scope="module", params=REALMODEL_NAMES)

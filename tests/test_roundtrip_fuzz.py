@@ -18,21 +18,20 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import terminal_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_contract_properties import _identity_combine
 
 from lutkan.artifact import load, save, to_bytes
 from lutkan.compiler import compile_model
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
-from lutkan.tables import model_tables
 from lutkan.metrics import HUGE
 from lutkan.runtime_ext import live_kernels
+from lutkan.tables import model_tables
 from lutkan.testing import BACKENDS, assert_backends_agree, backends
 from lutkan.testing.inputs import adversarial_inputs
 from lutkan.testing.strategies import contract_options, sources
-from test_contract_properties import _identity_combine
 
 ONNXREF = ("onnxref-function", "onnxref-custom")  # slow per row: run on a small batch
 
@@ -60,7 +59,7 @@ def overflow_rows(model, x) -> np.ndarray:
     c = model.contract
     h = np.ascontiguousarray(x[:, model.input_id], dtype=np.float32)
     bad = np.zeros(len(x), dtype=bool)
-    for layer, p in zip(model.layers, model_tables(model)):
+    for layer, p in zip(model.layers, model_tables(model), strict=True):
         reach = np.abs(layer.base_weight).sum(axis=1) > 0 if model.base_fun != "zero" else np.zeros(layer.in_dim, bool)
         if c.oob == "extrapolate":
             reach = reach | layer.active.any(axis=1)

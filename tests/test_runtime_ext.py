@@ -23,16 +23,15 @@ from onnx import helper, numpy_helper
 from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
 from lutkan.errors import InputError, OnnxModelError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.exporter import export
+from lutkan.metrics import assert_outputs_close
 from lutkan.runtime_ext import (
     SESSION_OPTION_NAMES,
-    PluginKernelError,
     live_kernels,
     make_session,
     register,
     run,
 )
-from lutkan.exporter import export
-from lutkan.metrics import assert_outputs_close
 from lutkan.runtime_ext.graph import prepare
 from lutkan.testing import assert_backends_agree, onnx_runner
 from lutkan.testing.inputs import adversarial_inputs, single_value_rows

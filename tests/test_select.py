@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from lutkan.cli import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_FAILED, main
 from lutkan.compiler.select import SelectionError, candidate_order, select_options
 from lutkan.errors import LutKanError

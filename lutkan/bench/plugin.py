@@ -98,8 +98,8 @@ def speed_table(results: dict[int, dict]) -> str:
 
 def threads_table(model, rng: np.random.Generator, scale: float) -> str:
     """Calls/s of 1, 2 and 4 Python threads sharing one plugin session at batch 4096."""
-    from lutkan.runtime_ext import make_session
     from lutkan.exporter import export as export_model
+    from lutkan.runtime_ext import make_session
 
     sess = make_session(export_model(model, "custom"), intra_op_num_threads=1)
     x = rng.normal(0, 1.5, (4096, 78)).astype(np.float32)

@@ -28,7 +28,7 @@ import numpy as np
 
 from lutkan.bench.rows import optional
 from lutkan.source import SourceModel
-from lutkan.testing.models import COEF_STD_TRAINED, PYKAN_NOISE_SCALE, random_source  # noqa: F401 - read by bench.report
+from lutkan.testing.models import random_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,13 +68,11 @@ class BenchModel:
                 if self.kind == "random":
                     self._pykan, self._pykan_reason = to_pykan(self.src)
                 else:
-                    reader, why = optional("lutkan.compiler.pykan", "build_pykan_model")
-                    if reader is None:
-                        self._pykan_reason = why
-                    else:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            self._pykan = reader.build_pykan_model(str(self.path))
+                    from lutkan.compiler.pykan import build_pykan_model
+
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        self._pykan = build_pykan_model(str(self.path))
             except Exception as e:  # noqa: BLE001 - a model pykan cannot rebuild is a recorded skip
                 self._pykan_reason = f"building the pykan model failed: {type(e).__name__}: {e}"
         return self._pykan, self._pykan_reason
@@ -116,15 +114,11 @@ def to_pykan(src: SourceModel):
 
 
 def torch_forward(model, x: np.ndarray) -> np.ndarray:
-    """pykan's forward on float32 ``x`` (no grad), as float64 numpy. Uses lutkan.compiler.pykan's
-    ``pykan_forward`` when it exists (so the study and ``lutkan verify`` agree)."""
-    reader, _ = optional("lutkan.compiler.pykan", "pykan_forward")
-    if reader is not None:
-        return np.asarray(reader.pykan_forward(model, x), dtype=np.float64)
-    import torch
+    """pykan's forward on float32 ``x`` (no grad), as float64 numpy: ``lutkan.compiler.pykan.pykan_forward``
+    (so the study and ``lutkan verify`` agree)."""
+    from lutkan.compiler.pykan import pykan_forward
 
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).double().numpy()
+    return np.asarray(pykan_forward(model, x), dtype=np.float64)
 
 
 def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
@@ -147,13 +141,12 @@ def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
 
 
 def load_checkpoint(name: str, kind: str, path: Path) -> BenchModel:
-    """Read a checkpoint with ``lutkan.compiler.pykan.load_source``; raises ImportError if the reader is absent."""
-    reader, why = optional("lutkan.compiler.pykan", "load_source")
-    if reader is None:
-        raise ImportError(why)
+    """Read a checkpoint with ``lutkan.compiler.pykan.load_source``."""
+    from lutkan.compiler.pykan import load_source
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "using the latest checkpoint" for folders: the name is recorded
-        src = reader.load_source(str(path))
+        src = load_source(str(path))
     bm = BenchModel(name=name, kind=kind, src=src, path=path)
     if kind == "bundled" and (path.parent / "test_data.npz").is_file():
         with np.load(path.parent / "test_data.npz", allow_pickle=False) as d:
@@ -183,5 +176,5 @@ def layer_domains(src: SourceModel, x: np.ndarray, boundary: str = "closed") -> 
     return out
 
 
-__all__ = ["BenchModel", "COEF_STD_TRAINED", "checkpoint_paths", "layer_domains", "load_checkpoint",
+__all__ = ["BenchModel", "checkpoint_paths", "layer_domains", "load_checkpoint",
            "random_model", "realmodels_dir", "to_pykan", "torch_forward"]

@@ -46,7 +46,7 @@ def _check_knots(layer: SourceLayer, l: int) -> np.ndarray:
 
 def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str]) -> LUTLayer:
     layer = src.layers[l]
-    I, O, L = layer.in_dim, layer.out_dim, opts.L
+    L = opts.L
     knots32 = _check_knots(layer, l)
     K = knots32.shape[1] - 1
     active = layer.edge_active(src.symbolic_enabled)
@@ -55,7 +55,7 @@ def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[
     f = np.zeros((E, K, L))
     f_mid = np.zeros((E, K, L - 1))
     row_of = {}
-    for e, (i, j) in enumerate(zip(edge_src.tolist(), edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(edge_src.tolist(), edge_dst.tolist(), strict=True)):
         row_of.setdefault(i, []).append((e, j))
     for i, pairs in row_of.items():
         xs = sample_points(knots32[i], L)
@@ -101,7 +101,7 @@ def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[
 def _note_symbolic(src, layer, l, opts, knots32, edge_src, edge_dst, notes) -> None:
     if not src.symbolic_enabled:
         return
-    for i, j in zip(edge_src.tolist(), edge_dst.tolist()):
+    for i, j in zip(edge_src.tolist(), edge_dst.tolist(), strict=True):
         if layer.sym_mask[j, i]:
             notes.append(
                 f"layer {l}, edge ({i}, {j}): symbolic {layer.sym_names[j][i]!r} is tabulated on "

@@ -31,7 +31,7 @@ DEFAULT_SCHEMES = SCHEMES  # int8, uint8, float16, float32: also the tie-break o
 class SelectionError(LutKanError):
     """No candidate meets the requested error bound (the trials are attached)."""
 
-    def __init__(self, msg: str, trials: list["Trial"]):
+    def __init__(self, msg: str, trials: list[Trial]):
         super().__init__(msg)
         self.trials = trials
 

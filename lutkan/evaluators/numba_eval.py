@@ -286,7 +286,7 @@ class NumbaEvaluator:
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
         self._params, self._meta, self._groups, views = pack_network(self.tables, not self._identity_input)
-        self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views)]
+        self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views, strict=True)]
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
@@ -300,7 +300,7 @@ class NumbaEvaluator:
         h = check_input(x, self.model.n_inputs)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self._input_id])
-        for kern, t in zip(self.kernels[:upto], self.tables[:upto]):
+        for kern, t in zip(self.kernels[:upto], self.tables[:upto], strict=True):
             s = kern(h)
             h = s if t.nodes is None else apply_nodes(t.nodes, s)
         return h

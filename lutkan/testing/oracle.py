@@ -28,12 +28,12 @@ import numpy as np
 
 from lutkan.metrics import assert_outputs_close
 
-__all__ = ["BACKENDS", "ENGINES", "assert_backends_agree", "backends", "onnx_runner"]
+__all__ = ["BACKENDS", "ENGINES", "ONNX_BACKENDS", "assert_backends_agree", "backends", "onnx_runner"]
 
 BACKENDS = ("numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
             "onnxref-function", "onnxref-custom")
 
-_ONNX = {  # backend -> (export form, engine of onnx_runner)
+ONNX_BACKENDS = {  # backend -> (export form, engine of onnx_runner)
     "ort-function": ("function", "ort"), "ort-standard": ("standard", "ort"),
     "plugin-function": ("function", "plugin"), "plugin-custom": ("custom", "plugin"),
     "onnxref-function": ("function", "onnxref"), "onnxref-custom": ("custom", "onnxref+op"),
@@ -102,8 +102,8 @@ def backends(model, *, include: Iterable[str] | None = None) -> dict[str, Callab
         out["numba"] = NumbaEvaluator(model)
     protos: dict[str, object] = {}
     for name in names:
-        if name in _ONNX:
-            form, engine = _ONNX[name]
+        if name in ONNX_BACKENDS:
+            form, engine = ONNX_BACKENDS[name]
             if form not in protos:
                 from lutkan.exporter import export
 
@@ -122,7 +122,8 @@ def _names(include: Iterable[str] | None) -> tuple[str, ...]:
 
 def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel: float = 1e-5,
                           abs_floor: float = 0.0, reference: np.ndarray | None = None,
-                          runners: dict[str, Callable] | None = None, what: str = "") -> dict[str, dict]:
+                          runners: dict[str, Callable] | None = None, what: str = "",
+                          dtype=np.float32) -> dict[str, dict]:
     """Run ``x`` through every backend and compare each with the NumPy reference.
 
     Agreement is ``assert_outputs_close``: ``|y - ref| <= rel * max(max|ref|, 1) + abs_floor`` where both
@@ -134,6 +135,7 @@ def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel
         reference: the expected output (default: ``NumpyEvaluator(model)(x)``).
         runners: prebuilt ``backends(model, ...)`` to reuse (``include`` then selects among them).
         what: context for the failure message.
+        dtype: the dtype every output must have (None: any float dtype, for non-lutkan contenders).
 
     Returns:
         {backend: compare_outputs stats} of the backends compared.
@@ -153,9 +155,11 @@ def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel
         label = f"backend {name!r}" + (f" ({what})" if what else "")
         with np.errstate(all="ignore"):
             y = f(x)
-        if not (isinstance(y, np.ndarray) and y.dtype == np.float32 and y.shape == reference.shape):
+        ok_dtype = isinstance(y, np.ndarray) and (y.dtype == dtype if dtype is not None else y.dtype.kind == "f")
+        if not (ok_dtype and y.shape == reference.shape):
             raise AssertionError(f"{label}: returned {type(y).__name__} {getattr(y, 'dtype', '')} "
-                                 f"{getattr(y, 'shape', '')}, expected float32 {reference.shape}")
+                                 f"{getattr(y, 'shape', '')}, expected {np.dtype(dtype or np.float64).name} "
+                                 f"{reference.shape}")
         with np.errstate(all="ignore"):
             stats[name] = assert_outputs_close(y, reference, rel=rel, abs_floor=abs_floor,
                                                what=f"{label} vs the NumPy reference")
