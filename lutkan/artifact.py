@@ -297,7 +297,7 @@ class LUTModel:
                  "edges": L.n_edges, "symbolic_edges": L.n_symbolic, "n_sum": L.n_sum,
                  "mult_groups": list(L.mult_groups),
                  "table_bytes": b, "max_tab_error": float(L.tab_error.max()) if L.n_edges else 0.0}
-                for L, b in zip(self.layers, self.table_bytes())
+                for L, b in zip(self.layers, self.table_bytes(), strict=True)
             ],
             "provenance": self.provenance,
             "notes": list(self.notes),

@@ -149,7 +149,7 @@ def cmd_run(a) -> int:
 def cmd_verify(a) -> int:
     from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     from lutkan.evaluators import evaluator
-    from lutkan.testing import compare_outputs
+    from lutkan.metrics import compare_outputs
 
     src = load_source(a.source, checkpoint_id=a.checkpoint_id)
     model = _load_or_compile(a.model, a)

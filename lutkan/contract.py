@@ -109,7 +109,7 @@ class ContractOptions:
         return 1 if self.interp == "poly" else self.L - 1
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ContractOptions":
+    def from_dict(cls, d: dict) -> ContractOptions:
         unknown = set(d) - {"L", "scheme", "interp", "boundary", "oob", "symbolic"}
         if unknown:
             raise LutKanError(f"unknown contract option(s): {sorted(unknown)}")

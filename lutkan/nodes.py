@@ -55,7 +55,7 @@ class NodeStep:
             s = np.concatenate(parts, axis=1)
         return self.node_scale * s + self.node_bias
 
-    def astype(self, dtype) -> "NodeStep":
+    def astype(self, dtype) -> NodeStep:
         """The same step with its vectors in ``dtype`` (C-contiguous)."""
         def c(a):
             return np.ascontiguousarray(a, dtype=dtype)

@@ -11,7 +11,7 @@ in ``lutkan.custom_ops.symbolic_body``, the Numba one in ``lutkan.evaluators.sym
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

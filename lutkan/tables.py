@@ -22,8 +22,8 @@ OpRun and the onnxruntime plugin all read this one layout, so they share one set
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import comb
 from functools import cached_property
+from math import comb
 
 import numpy as np
 
@@ -108,7 +108,7 @@ class SymbolicEdges:
         return np.asarray([SYMBOLIC_CODES[f] for f in self.funs], dtype=np.int64)
 
     @classmethod
-    def from_layer(cls, layer: LUTLayer) -> "SymbolicEdges | None":
+    def from_layer(cls, layer: LUTLayer) -> SymbolicEdges | None:
         if not layer.n_symbolic:
             return None
         return cls(src=np.asarray(layer.sym_src, np.int64), dst=np.asarray(layer.sym_dst, np.int64),
@@ -149,7 +149,7 @@ class LayerTables:
     symbolic: SymbolicEdges | None = None
 
     @classmethod
-    def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> "LayerTables":
+    def from_layer(cls, layer: LUTLayer, options: ContractOptions, base_fun: str) -> LayerTables:
         """Scatter a compiled layer (edge list layout) into the dense per-input layout (stored dtype kept)."""
         I, O, K, L = layer.in_dim, layer.out_dim, layer.n_segments, options.L
         knots = np.ascontiguousarray(layer.knots, dtype=np.float32)
@@ -171,7 +171,7 @@ class LayerTables:
     @classmethod
     def build(cls, *, knots, base_weight, edge_mask, table, table_scale, table_offset, options: ContractOptions,
               base_fun: str, nodes: NodeStep | None = None, symbolic: SymbolicEdges | None = None, bounds=None,
-              seg_scale=None) -> "LayerTables":
+              seg_scale=None) -> LayerTables:
         """Construct, deriving ``bounds`` and ``seg_scale`` from the knots unless given (an op's inputs)."""
         knots = _c(knots, np.float32)
         if bounds is None:
@@ -230,10 +230,13 @@ class LayerTables:
         d.setflags(write=False)
         return d
 
-    def input_slice(self, i: int) -> "LayerTables":
+    def input_slice(self, i: int) -> LayerTables:
         """Input ``i`` alone (one input, the same O outputs, no node step): the sum of its edges."""
         s = slice(i, i + 1)
-        opt = (lambda a: None if a is None else a[s])
+
+        def opt(a):
+            return None if a is None else a[s]
+
         sym = None
         if self.symbolic is not None and np.any(self.symbolic.src == i):
             e = np.nonzero(self.symbolic.src == i)[0]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import random
 import sys
@@ -246,12 +245,11 @@ def metrics(task: str, logits: np.ndarray, y: np.ndarray) -> dict:
 
 
 def train_one(name: str, out_root: Path = HERE) -> dict:
+    import kan as kan_pkg
     import sklearn
     import torch
     import yaml
     from kan import KAN
-
-    import kan as kan_pkg
 
     r = RECIPES[name]
     torch.set_num_threads(THREADS)
@@ -453,7 +451,7 @@ def write_readme(root: Path = HERE) -> Path:
         v = infos[0]["versions"]
         lines += [
             "",
-            f"Recipe (all models): `KAN(width, grid=G, k=3, seed=0, grid_eps=…, auto_save=False)`, `model.speed()`,",
+            "Recipe (all models): `KAN(width, grid=G, k=3, seed=0, grid_eps=…, auto_save=False)`, `model.speed()`,",
             "one `update_grid_from_samples(X_train)`, then a plain torch Adam loop (lr 1e-2, batch 64, shuffled by a",
             f"seeded `torch.Generator`), {infos[0]['torch_threads']} torch threads. Split: {infos[0]['split']}.",
             "Loss: BCEWithLogits (binary, one logit) or CrossEntropy (digits, 10 logits).",

@@ -53,13 +53,3 @@ def terminal_line(config, line: str) -> None:
         tr.write_line("")
         tr.write_line(line)
 
-
-def ort_run(proto, x: np.ndarray) -> np.ndarray:
-    """Run an ONNX ModelProto in plain onnxruntime (CPU, one intra-op thread, no lutkan code)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]

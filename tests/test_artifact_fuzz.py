@@ -20,18 +20,19 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import terminal_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _models import probe_inputs, random_source
-from conftest import terminal_line
-from lutkan.artifact import MAGIC, FORMAT_VERSION, from_bytes, load, save, to_bytes
+from lutkan.artifact import FORMAT_VERSION, MAGIC, from_bytes, load, save, to_bytes
 from lutkan.compiler import compile_model
 from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import ArtifactError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import compare_outputs
+from lutkan.metrics import compare_outputs
+from lutkan.testing.inputs import adversarial_inputs
+from lutkan.testing.models import random_source
 
 STATS: Counter = Counter()
 
@@ -89,7 +90,7 @@ def expect_error(data, match: str | None = None, *, what: str = "") -> ArtifactE
         if match is not None:
             assert match in str(e), f"{what}: message {str(e)!r} does not contain {match!r}"
         return e
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: loader crashed with {type(e).__name__}: {e}") from e
     STATS["silent_accept"] += 1
@@ -106,7 +107,7 @@ def load_or_reject(data, what: str = ""):
         STATS["rejected"] += 1
         assert str(e).strip(), f"{what}: empty error message"
         return None
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: loader crashed with {type(e).__name__}: {e}") from e
     STATS["accepted"] += 1
@@ -116,7 +117,7 @@ def load_or_reject(data, what: str = ""):
         with np.errstate(all="ignore"):
             a = NumpyEvaluator(m)(x)
             b = NumbaEvaluator(m)(x)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         STATS["crashes"] += 1
         raise AssertionError(f"{what}: an accepted model crashed an evaluator: {type(e).__name__}: {e}") from e
     assert a.shape == b.shape == (7, m.n_outputs)
@@ -142,7 +143,7 @@ def assert_same_model(a, b):
     assert a.provenance == b.provenance and a.notes == b.notes
     np.testing.assert_array_equal(a.input_id, b.input_id)
     assert len(a.layers) == len(b.layers)
-    for la, lb in zip(a.layers, b.layers):
+    for la, lb in zip(a.layers, b.layers, strict=True):
         assert (la.n_sum, la.mult_groups) == (lb.n_sum, lb.mult_groups)
         for name in ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight", "subnode_scale",
                      "subnode_bias", "node_scale", "node_bias", "tab_error"):
@@ -162,8 +163,9 @@ def assert_same_model(a, b):
        symbolic=st.sampled_from([0.0, 0.3]), masked=st.sampled_from([0.0, 0.5]),
        base_fun=st.sampled_from(["silu", "identity", "zero"]))
 def test_roundtrip_equal(tmp_path_factory, seed, scheme, L, width, uniform, symbolic, masked, base_fun):
-    src = random_source(list(width), G=4, k=3, seed=seed, uniform=uniform, symbolic=symbolic, masked=masked,
-                        zero_width=int(seed % 2), base_fun=base_fun, n_inputs=width[0] + int(seed % 3 == 0))
+    src = random_source(list(width), G=4, k=3, seed=seed, knots="uniform" if uniform else "nonuniform",
+                        symbolic=symbolic, masked=masked, zero_width=int(seed % 2), base_fun=base_fun,
+                        n_inputs=width[0] + int(seed % 3 == 0))
     m = compile_model(src, ContractOptions(L=L, scheme=scheme))
     path = tmp_path_factory.mktemp("rt") / "m.lutkan"
     save(m, path)
@@ -175,7 +177,7 @@ def test_roundtrip_equal(tmp_path_factory, seed, scheme, L, width, uniform, symb
     assert_same_model(m, m2)
     assert to_bytes(m2) == data, "serialization is not deterministic / not a fixed point"
     assert not list(path.parent.glob("*.tmp")), "save() left its temp file behind"
-    x = probe_inputs(m, 32, seed=seed)
+    x = adversarial_inputs(m, 32, seed=seed)
     a, b = NumpyEvaluator(m)(x), NumpyEvaluator(m2)(x)
     np.testing.assert_array_equal(a, b)
     for arr in (m2.layers[0].table, m2.layers[0].knots, m2.input_id):
@@ -398,9 +400,9 @@ def test_header_edit_with_recomputed_checksum(blob, case):
     if case == "scale_ref_missing" and "scale" not in header["layers"][0]["arrays"]:
         pytest.skip("float16/float32 tables have no scale array to remove")
     if case == "dtype_swap_int8_uint8" and header["arrays"][TABLE]["dtype"] == "uint8":
-        fn = lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "int8")  # noqa: E731
+        fn = lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "int8")
     if case == "dtype_swap_int8_uint8" and header["arrays"][TABLE]["dtype"] in ("float16", "float32"):
-        fn = lambda h, r: h["arrays"][TABLE].update(dtype="int8", shape=h["arrays"][TABLE]["shape"] + [1],  # noqa: E731
+        fn = lambda h, r: h["arrays"][TABLE].update(dtype="int8", shape=h["arrays"][TABLE]["shape"] + [1],
                                                      nbytes=int(np.prod(h["arrays"][TABLE]["shape"])))
         match = None
     expect_error(_edit(blob, fn), match, what=case)

@@ -225,27 +225,27 @@ def test_plugin_bench_prints_its_table(capsys):
     assert lines[0].startswith("| batch | numba (µs) | plugin sess.run (µs)") and len(lines) == 1 + len(plugin.BATCHES)
 
 
-def test_missing_component_is_recorded(monkeypatch):
-    """A component that is not there yet becomes a skipped row with the reason, never a silent gap."""
-    from lutkan.bench import speed
+def test_missing_optional_package_is_recorded(monkeypatch):
+    """An optional package that is absent (torch here) becomes skipped contenders with the reason, never a gap."""
+    from lutkan.bench import speed, zoo
     from lutkan.bench.suite import SMOKE
-    from lutkan.bench.zoo import random_model
     from lutkan.compiler import compile_model
     from lutkan.contract import ContractOptions
 
-    real = speed.optional
+    real = zoo.optional
 
     def fake(module, *names):
-        if module == "lutkan.evaluators.bspline":
-            return None, "lutkan.evaluators.bspline is not available (test)"
+        if module == "torch":
+            return None, "torch is not available (test)"
         return real(module, *names)
 
-    monkeypatch.setattr(speed, "optional", fake)
-    bm = random_model([4, 3], 5, 3, 0)
+    monkeypatch.setattr(zoo, "optional", fake)
+    bm = zoo.random_model([4, 3], 5, 3, 0)
     lut = compile_model(bm.src, ContractOptions(L=8))
-    cs, _ = speed.contenders(dataclasses.replace(SMOKE, deployment=False), bm, lut, Path("."))
-    missing = [c for c in cs if c.name.startswith("bspline-")]
-    assert len(missing) == 4 and all(c.fn is None and "not available" in c.reason for c in missing)
+    prof = dataclasses.replace(SMOKE, deployment=True, pykan_torch=True, lut_forms_plain=(), lut_forms_plugin=())
+    cs, _ = speed.contenders(prof, bm, lut, Path("."))
+    missing = [c for c in cs if c.name.startswith("pykan-torch")]
+    assert len(missing) == 2 and all(c.fn is None and "torch is not available" in c.reason for c in missing)
 
 
 def test_cli_registration():

@@ -1,9 +1,11 @@
 """B-spline baselines (lutkan.evaluators.bspline) against the float64 reference SourceModel.forward.
 
-Models are built in-test from random arrays (no pykan needed) with uniform, non-uniform, repeated
-and degenerate knot rows, k in 1..5, G in 1..12, masked edges, multiplication groups, non-identity
-affines and symbolic edges; one test compares against a real pykan KAN. All knots are
-float32-representable, so float32 and float64 evaluation see the same knot (in)equalities.
+Models come from ``lutkan.testing.models.random_source`` (no pykan needed) with uniform, non-uniform,
+repeated, coarse and degenerate knot rows, k in 1..5, G in 1..12, masked edges, multiplication
+groups of equal and unequal arity, non-identity affines and symbolic edges; inputs from
+``lutkan.testing.inputs`` (ordinary values, exact knots, knots +-1 ulp, domain ends, far OOB, NaN,
++-inf). One test compares against a real pykan KAN. All knots are float32-representable, so float32
+and float64 evaluation see the same knot (in)equalities.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from hypothesis import strategies as st
 from lutkan.errors import InputError, LutKanError
 from lutkan.evaluators.bspline import BSplineModel
 from lutkan.source import SourceLayer, SourceModel, bspline_basis
+from lutkan.testing.inputs import NONFINITE, adversarial_inputs
+from lutkan.testing.models import KNOT_KINDS, SMOOTH_SYMBOLIC, random_source
+from lutkan.testing.strategies import inputs, sources
 
 # the float64 reference itself warns on the NaN/inf inputs these tests feed it on purpose
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning:lutkan.source")
@@ -24,9 +29,10 @@ COMBOS = [(b, m) for b in ("numpy", "numba") for m in ("naive", "strong")]
 F32_REL = 1e-5  # one layer on the same float32 input, and end to end on the fixed models below
 F32_REL_E2E = 5e-5  # end to end on random deep models: rounding is amplified by spline slopes
 F64_REL = 1e-10
-# smooth, bounded-sensitivity functions only: sin/cos of a 1e10 hidden activation would turn float32
-# rounding into O(1) differences (test_symbolic_edges_and_disabled covers sin on moderate inputs)
-SYM_NAMES = ("tanh", "x", "x^2", "gaussian", "abs")
+# Symbolic edges use SMOOTH_SYMBOLIC (bounded sensitivity): sin/cos of a 1e10 hidden activation would
+# turn float32 rounding into O(1) differences (test_symbolic_edges_and_disabled covers sin on moderate inputs).
+HIDDEN_KINDS = ("uniform", "nonuniform", "degenerate")  # no jumps in hidden layers: float32 e2e stays tight
+MIX = {"ordinary": 0.6, "knot": 0.15, "knot_ulp": 0.1, "end": 0.1, "far": 0.05}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -38,101 +44,30 @@ def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
-def knot_row(rng: np.random.Generator, kind: str, G: int, k: int) -> np.ndarray:
-    """One row of G+2k+1 float32-representable, non-decreasing knots."""
-    n = G + 2 * k + 1
-    c = rng.uniform(-0.5, 0.5)
-    if kind == "uniform":  # pykan's extend_grid of linspace(lo, hi, G+1)
-        lo, hi = c - rng.uniform(0.5, 1.5), c + rng.uniform(0.5, 1.5)
-        h = (hi - lo) / G
-        row = lo + h * np.arange(-k, G + k + 1)
-    elif kind == "nonuniform":  # strictly increasing, spacings differing by up to 5x
-        gaps = rng.uniform(0.1, 0.5, n - 1) * 4.0 / n
-        row = c - 1.0 + np.concatenate([[0.0], np.cumsum(gaps)])
-    elif kind == "repeated":  # coarse values -> zero-width intervals (pykan's grid_eps=0 case)
-        row = np.sort(rng.integers(-6, 7, n)) / 4.0 + c
-    elif kind == "degenerate":  # constant input column: all knots equal
-        row = np.full(n, c)
-    else:
-        raise ValueError(kind)
-    return np.maximum.accumulate(_f32(row))
-
-
-def random_layer(rng: np.random.Generator, I: int, n_sum: int, groups: tuple[int, ...], *, k: int, G: int,
-                 kinds: tuple[str, ...] = ("uniform", "nonuniform", "degenerate"), p_mask: float = 0.2,
-                 affine: bool = True, n_sym: int = 0) -> SourceLayer:
-    O = n_sum + sum(groups)
-    n_nodes = n_sum + len(groups)
-    grid = np.stack([knot_row(rng, kinds[rng.integers(len(kinds))], G, k) for _ in range(I)])
-    mask = (rng.random((I, O)) >= p_mask).astype(np.float64)
-    sym_mask = np.zeros((O, I))
-    sym_affine = np.zeros((O, I, 4))
-    names = [["0"] * I for _ in range(O)]
-    for _ in range(n_sym):
-        i, j = int(rng.integers(I)), int(rng.integers(O))
-        sym_mask[j, i] = 1.0
-        sym_affine[j, i] = rng.uniform(-1, 1, 4)
-        names[j][i] = SYM_NAMES[rng.integers(len(SYM_NAMES))]
-        if rng.random() < 0.5:
-            mask[i, j] = 0.0  # a fully symbolic edge, as fix_symbolic leaves it
-    ones = lambda n: np.ones(n)  # noqa: E731
-    zeros = lambda n: np.zeros(n)  # noqa: E731
-    return SourceLayer(
-        grid=grid, coef=rng.normal(0, 0.5, (I, O, G + k)), k=k,
-        scale_base=rng.normal(0, 0.5, (I, O)), scale_sp=rng.normal(1, 0.3, (I, O)), mask=mask,
-        sym_mask=sym_mask, sym_affine=sym_affine, sym_names=tuple(tuple(r) for r in names),
-        subnode_scale=rng.uniform(0.5, 1.5, O) if affine else ones(O),
-        subnode_bias=rng.uniform(-0.3, 0.3, O) if affine else zeros(O),
-        node_scale=rng.uniform(0.5, 1.5, n_nodes) if affine else ones(n_nodes),
-        node_bias=rng.uniform(-0.3, 0.3, n_nodes) if affine else zeros(n_nodes),
-        n_sum=n_sum, mult_groups=groups)
-
-
 def random_model(rng: np.random.Generator, *, n_layers: int = 2, k: int = 3, G: int = 5, extra_inputs: int = 1,
-                 hidden_kinds=("uniform", "nonuniform", "degenerate"),
-                 first_kinds=("uniform", "nonuniform", "repeated", "degenerate"),
-                 mult: bool = True, n_sym: int = 1, base_fun: str = "silu", symbolic_enabled: bool = True,
+                 hidden_kinds=HIDDEN_KINDS, first_kinds=HIDDEN_KINDS + ("repeated", "coarse"), mult: bool = True,
+                 symbolic: float = 0.1, base_fun: str = "silu", symbolic_enabled: bool = True,
                  affine: bool = True) -> SourceModel:
-    I = int(rng.integers(1, 5))
-    n_inputs = I + extra_inputs
-    input_id = rng.permutation(n_inputs)[:I]
-    layers = []
+    """A random model of 1-4 inputs and ``n_layers`` layers of 1-3 sum nodes (+ 0-2 products of 2-3
+    subnodes if ``mult``), drawn from ``rng``; symbolic edges (``SMOOTH_SYMBOLIC``) on a
+    ``symbolic`` fraction of the edges (at least one per layer when > 0), 20% pruned edges."""
+    width, groups = [int(rng.integers(1, 5))], {}
     for l in range(n_layers):
-        n_sum = int(rng.integers(1, 4))
-        groups = tuple(int(g) for g in rng.integers(2, 4, rng.integers(0, 3))) if mult else ()
-        layers.append(random_layer(rng, I, n_sum, groups, k=k, G=G, kinds=first_kinds if l == 0 else hidden_kinds,
-                                   affine=affine, n_sym=n_sym))
-        I = n_sum + len(groups)
-    return SourceModel(layers=tuple(layers), input_id=input_id, n_inputs=n_inputs, base_fun=base_fun,
-                       symbolic_enabled=symbolic_enabled)
+        g = tuple(int(a) for a in rng.integers(2, 4, rng.integers(0, 3))) if mult else ()
+        width.append(int(rng.integers(1, 4)) + len(g))
+        groups[l] = g
+    return random_source(width, G, k, seed=rng, knots=first_kinds, hidden_knots=hidden_kinds, masked=0.2,
+                         symbolic=symbolic, symbolic_names=SMOOTH_SYMBOLIC, mult_groups=groups, affine=affine,
+                         base_fun=base_fun, n_inputs=width[0] + extra_inputs, symbolic_enabled=symbolic_enabled)
 
 
-def special_inputs(rng: np.random.Generator, model: SourceModel, N: int, *, far: float) -> np.ndarray:
-    """Rows mixing ordinary values, exact knots, knots +- 1 float32 ulp, domain ends, far OOB, NaN, inf."""
-    layer0 = model.layers[0]
-    x = rng.uniform(-2.5, 2.5, (N, model.n_inputs))
-    for c, i in enumerate(model.input_id):
-        t = layer0.grid[c]
-        for n in range(N):
-            r = rng.random()
-            if r < 0.15:
-                x[n, i] = t[rng.integers(len(t))]
-            elif r < 0.25:
-                x[n, i] = np.nextafter(np.float32(t[rng.integers(len(t))]), np.float32(rng.choice([-np.inf, np.inf])))
-            elif r < 0.3:
-                x[n, i] = t[0]
-            elif r < 0.35:
-                x[n, i] = t[-1]
-            elif r < 0.4:
-                x[n, i] = rng.choice([-far, far])
-    return _f32(x)
-
-
-def with_nonfinite(rng: np.random.Generator, x: np.ndarray, n_rows: int = 3) -> np.ndarray:
-    x = x.copy()
-    for n in range(min(n_rows, x.shape[0])):
-        x[n, rng.integers(x.shape[1])] = rng.choice([np.nan, np.inf, -np.inf])
-    return x
+def special_inputs(rng: np.random.Generator, model: SourceModel, N: int, *, far: float,
+                   nonfinite: bool = False) -> np.ndarray:
+    """(N, n_inputs) float64 (float32-representable) rows of ordinary values, exact knots, knots +-1
+    float32 ulp, domain ends and neighbours, +-far off the domain; with ``nonfinite`` also some NaN/+-inf."""
+    x = adversarial_inputs(model, N, seed=int(rng.integers(2**32)), weights=MIX, far=far, specials=NONFINITE,
+                           special_fraction=0.04 if nonfinite else 0.0)
+    return x.astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -209,9 +144,9 @@ def test_bspline_basis_is_pykan_b_batch():
     torch = pytest.importorskip("torch")
     spline = pytest.importorskip("kan.spline")
     rng = np.random.default_rng(1)
-    for kind in ("uniform", "nonuniform", "repeated", "degenerate"):
+    for kind in KNOT_KINDS:
         for k in range(1, 6):
-            t = knot_row(rng, kind, 4, k)
+            t = random_source([1, 1], 4, k, seed=rng, knots=kind).layers[0].grid[0]
             x = np.concatenate([rng.uniform(-3, 3, 50), t, [np.nan, np.inf, -np.inf]])
             for dt, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
                 ref = spline.B_batch(torch.from_numpy(x.astype(dt)[:, None]), torch.from_numpy(t.astype(dt)[None, :]),
@@ -226,31 +161,31 @@ def test_all_variants_match_reference_k(k):
     rng = np.random.default_rng(100 + k)
     worst = 0.0
     for G in (1, 2, 5, 12):
-        model = random_model(rng, n_layers=2, k=k, G=G, n_sym=1)
-        x = special_inputs(rng, model, 40, far=10.0)
-        errs = check_all(model, with_nonfinite(rng, x), f32_layerwise=True)
+        model = random_model(rng, n_layers=2, k=k, G=G)
+        x = special_inputs(rng, model, 40, far=10.0, nonfinite=True)
+        errs = check_all(model, x, f32_layerwise=True)
         worst = max(worst, max(v for kk, v in errs.items() if kk[0] != "f64"))
-        x = special_inputs(rng, model, 40, far=1e4)  # huge hidden activations: float32 layer by layer
-        check_all(model, with_nonfinite(rng, x), f32=False, f32_layerwise=True)
+        x = special_inputs(rng, model, 40, far=1e4, nonfinite=True)  # huge hidden activations: float32 layer by layer
+        check_all(model, x, f32=False, f32_layerwise=True)
     assert worst <= F32_REL
 
 
 def test_repeated_knots_float64_three_layers():
     """Zero-width intervals everywhere (pykan's wipe semantics in every layer), float64 end to end."""
     rng = np.random.default_rng(7)
-    kinds = ("repeated", "degenerate", "nonuniform")
+    kinds = ("repeated", "coarse", "degenerate", "nonuniform")
     for k in (1, 2, 3, 5):
         model = random_model(rng, n_layers=3, k=k, G=int(rng.integers(1, 13)), hidden_kinds=kinds,
                              first_kinds=kinds)
-        x = special_inputs(rng, model, 60, far=1e4)
-        check_all(model, with_nonfinite(rng, x), f32=False, f32_layerwise=True)
-        x = special_inputs(rng, model, 30, far=1e30)  # float32 would overflow here
-        check_all(model, with_nonfinite(rng, x), f32=False)
+        x = special_inputs(rng, model, 60, far=1e4, nonfinite=True)
+        check_all(model, x, f32=False, f32_layerwise=True)
+        x = special_inputs(rng, model, 30, far=1e30, nonfinite=True)  # float32 would overflow here
+        check_all(model, x, f32=False)
 
 
 def test_wipe_differs_from_textbook_de_boor():
     """knots 0,1,1,2 (k=1): textbook B_0 = x on [0,1), B_1 = 2-x on [1,2); pykan's nan_to_num wipes both."""
-    layer = random_layer(np.random.default_rng(0), 1, 1, (), k=1, G=1, affine=False)
+    layer = random_source([1, 1], G=1, k=1, seed=0, affine=False).layers[0]
     layer.grid[0] = [0.0, 1.0, 1.0, 2.0]
     layer.coef[0, 0] = [1.0, 1.0]
     layer.scale_base[:] = 0.0
@@ -265,8 +200,7 @@ def test_wipe_differs_from_textbook_de_boor():
 
 
 def test_domain_ends_half_open_and_degenerate_rows():
-    rng = np.random.default_rng(3)
-    layer = random_layer(rng, 3, 2, (), k=3, G=4, kinds=("uniform",), p_mask=0.0, affine=False)
+    layer = random_source([3, 2], G=4, k=3, seed=3, knots="uniform", affine=False).layers[0]
     layer.grid[2] = 0.25  # degenerate row
     layer.scale_base[:] = 0.0
     model = SourceModel(layers=(layer,), input_id=np.arange(3), n_inputs=3)
@@ -297,7 +231,7 @@ def test_domain_ends_half_open_and_degenerate_rows():
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
 def test_nan_inf_semantics(base_fun):
     rng = np.random.default_rng(11)
-    model = random_model(rng, n_layers=2, base_fun=base_fun, extra_inputs=0, n_sym=0)
+    model = random_model(rng, n_layers=2, base_fun=base_fun, extra_inputs=0, symbolic=0.0)
     x = np.zeros((6, model.n_inputs))
     x[1, 0] = np.nan
     x[2, 0] = np.inf
@@ -315,7 +249,7 @@ def test_nan_inf_semantics(base_fun):
 
 def test_symbolic_edges_and_disabled():
     rng = np.random.default_rng(5)
-    model = random_model(rng, n_layers=2, n_sym=4)
+    model = random_model(rng, n_layers=2, symbolic=0.3)
     layer = model.layers[0]
     layer.sym_mask[0, 0] = 1.0
     layer.sym_affine[0, 0] = (1.3, 0.2, 0.8, -0.1)
@@ -333,9 +267,8 @@ def test_symbolic_edges_and_disabled():
 def test_larger_model_float32_accuracy():
     """A [12, 8, 6, 2]-ish model with G=8, k=3, mult groups and affines; reports float32 error."""
     rng = np.random.default_rng(21)
-    layers = (random_layer(rng, 12, 6, (2,), k=3, G=8), random_layer(rng, 7, 4, (2, 2), k=3, G=8),
-              random_layer(rng, 6, 2, (), k=3, G=8))
-    model = SourceModel(layers=layers, input_id=np.arange(12), n_inputs=12)
+    model = random_source([12, 7, 6, 2], G=8, k=3, seed=rng, knots=HIDDEN_KINDS, mult_groups={0: (2,), 1: (2, 2)},
+                          masked=0.2, input_id="sorted")
     x = special_inputs(rng, model, 500, far=10.0)
     errs = check_all(model, x)
     assert max(v for kk, v in errs.items() if kk[0] == "f32") <= F32_REL
@@ -346,7 +279,7 @@ def test_numpy_strong_chunking(monkeypatch):
 
     rng = np.random.default_rng(9)
     model = random_model(rng, n_layers=2, k=2, G=4)
-    x = with_nonfinite(rng, special_inputs(rng, model, 50, far=10.0))
+    x = special_inputs(rng, model, 50, far=10.0, nonfinite=True)
     monkeypatch.setattr(bspline, "_NUMPY_STRONG_CHUNK", 30)  # a handful of rows per chunk
     ref = model.forward(x)
     for dt, rel in ((np.float64, F64_REL), (np.float32, F32_REL)):
@@ -379,38 +312,16 @@ def test_input_validation_and_options():
 # hypothesis
 # ------------------------------------------------------------------------------------------------
 
-INPUT_KINDS = ("ordinary", "knot", "knot-ulp", "knot+ulp", "t0", "tK", "far", "nan", "+inf", "-inf")
-
-
 @st.composite
 def model_and_input(draw):
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    k = draw(st.integers(1, 5))
-    G = draw(st.integers(1, 12))
-    n_layers = draw(st.integers(1, 3))
     repeated_hidden = draw(st.booleans())
-    hidden = ("uniform", "nonuniform", "degenerate") + (("repeated",) if repeated_hidden else ())
-    model = random_model(rng, n_layers=n_layers, k=k, G=G, extra_inputs=draw(st.integers(0, 2)),
-                         hidden_kinds=hidden, mult=draw(st.booleans()), n_sym=draw(st.integers(0, 2)),
-                         base_fun=draw(st.sampled_from(["silu", "silu", "identity", "zero"])),
-                         affine=draw(st.booleans()))
-    N = draw(st.integers(1, 6))
+    src = draw(sources(max_layers=3, max_width=4, max_extra_inputs=2, knots=KNOT_KINDS,
+                       hidden_knots=KNOT_KINDS if repeated_hidden else HIDDEN_KINDS, amplitude="fuzz",
+                       symbolic_names=SMOOTH_SYMBOLIC, symbolic_enabled=True, masked=0.2,
+                       base_fun=st.sampled_from(["silu", "silu", "identity", "zero"])))
     far = draw(st.sampled_from([10.0, 1e4]))
-    x = rng.uniform(-2.5, 2.5, (N, model.n_inputs))
-    col_of = {int(i): c for c, i in enumerate(model.input_id)}
-    for n in range(N):
-        for i in range(model.n_inputs):
-            kind = draw(st.sampled_from(INPUT_KINDS))
-            t = model.layers[0].grid[col_of[i]] if i in col_of else np.array([0.0, 1.0])
-            m = int(rng.integers(len(t)))
-            x[n, i] = {
-                "ordinary": x[n, i], "knot": t[m], "t0": t[0], "tK": t[-1], "far": far * rng.choice([-1, 1]),
-                "knot-ulp": np.nextafter(np.float32(t[m]), np.float32(-np.inf)),
-                "knot+ulp": np.nextafter(np.float32(t[m]), np.float32(np.inf)),
-                "nan": np.nan, "+inf": np.inf, "-inf": -np.inf,
-            }[kind]
-    return model, _f32(x), repeated_hidden, far
+    x = draw(inputs(src, far=far, specials=NONFINITE))
+    return src, x.astype(np.float64), repeated_hidden, far
 
 
 @settings(max_examples=30)
@@ -431,7 +342,7 @@ def test_hypothesis_all_variants(case):
 
 def _source_from_pykan(model) -> SourceModel:
     """Hand-made reader for a plain MultKAN (sum nodes only) -- independent of lutkan's reader."""
-    t = lambda v: v.detach().double().cpu().numpy()  # noqa: E731
+    t = lambda v: v.detach().double().cpu().numpy()
     layers = []
     for l, af in enumerate(model.act_fun):
         sf = model.symbolic_fun[l]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import realmodel_dir
+
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.errors import CheckpointError, LutKanError, UnsupportedModelError
@@ -33,7 +33,7 @@ from lutkan.evaluators.numpy_eval import NumpyEvaluator
 
 torch = pytest.importorskip("torch")
 kan = pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan import build_pykan_model, load_source, read_checkpoint_config  # noqa: E402
+from lutkan.compiler.pykan import build_pykan_model, load_source, read_checkpoint_config
 
 MARK = "LUTKAN_PWNED_MARKER"
 
@@ -344,7 +344,7 @@ def test_reduced_and_double_precision_states(ckpt, dtype, rng):
     _edit_state(ckpt, lambda sd: sd.update({k: v.to(td) for k, v in sd.items() if v.is_floating_point()}))
     src = load_source(ckpt)
     assert src.provenance["state_dtype"] == dtype
-    for la, lb in zip(src.layers, ref.layers):
+    for la, lb in zip(src.layers, ref.layers, strict=True):
         assert la.grid.dtype == np.float64
         tol = {"float16": 1e-2, "bfloat16": 1e-1, "float64": 0}[dtype]
         np.testing.assert_allclose(la.coef, lb.coef, rtol=tol, atol=tol)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import realmodel_dir
+
 from lutkan.cli import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_FAILED, main
 
 pytest.importorskip("kan", reason="compiling pykan checkpoints needs the [pykan] extra")

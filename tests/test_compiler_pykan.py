@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import REALMODEL_NAMES, realmodel_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REALMODEL_NAMES, realmodel_dir
 from lutkan.errors import CheckpointError, UnsupportedModelError
 from lutkan.source import SourceModel
 
 torch = pytest.importorskip("torch")
 kan = pytest.importorskip("kan", reason="reading pykan models needs the [pykan] extra")
-from lutkan.compiler.pykan import (  # noqa: E402
+from lutkan.compiler.pykan import (
     build_pykan_model,
     load_source,
     pykan_forward,
@@ -379,7 +379,7 @@ def _save(m, prefix):
 def _assert_same_source(a: SourceModel, b: SourceModel):
     assert len(a.layers) == len(b.layers) and a.base_fun == b.base_fun
     assert a.symbolic_enabled == b.symbolic_enabled and a.n_inputs == b.n_inputs
-    for la, lb in zip(a.layers, b.layers):
+    for la, lb in zip(a.layers, b.layers, strict=True):
         for f in ("grid", "coef", "scale_base", "scale_sp", "mask", "sym_mask", "sym_affine", "subnode_scale",
                   "subnode_bias", "node_scale", "node_bias"):
             assert np.array_equal(getattr(la, f), getattr(lb, f)), f

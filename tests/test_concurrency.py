@@ -25,28 +25,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _models import probe_inputs, random_source
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.metrics import assert_outputs_close
+from lutkan.testing.inputs import adversarial_inputs
+from lutkan.testing.models import random_source
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 CHURN_N = int(os.environ.get("LUTKAN_CHURN_N", "200"))
-
-try:
-    import lutkan.exporter  # noqa: F401
-    import lutkan.runtime_ext  # noqa: F401
-
-    HAVE_ONNX, WHY_NOT = True, ""
-except ImportError as e:  # pragma: no cover
-    HAVE_ONNX, WHY_NOT = False, f"exporter/runtime_ext not importable: {e}"
-needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason=WHY_NOT or "exporter/runtime_ext present")
 
 
 def run_isolated(code: str, timeout: float = 400, env_extra: dict | None = None) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     env.update(env_extra or {})
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=os.getcwd())
@@ -67,7 +59,7 @@ def _model(seed, scheme="int8", **kw):
 def test_shared_evaluator_many_threads(cls):
     model = _model(1)
     ev = cls(model)
-    inputs = [probe_inputs(model, int(n), seed=s) for s, n in enumerate([1, 7, 64, 333, 1000, 5, 2, 129])]
+    inputs = [adversarial_inputs(model, int(n), seed=s) for s, n in enumerate([1, 7, 64, 333, 1000, 5, 2, 129])]
     want = [ev(x) for x in inputs]
     want_h = [ev(x, upto=1) for x in inputs]
     barrier = threading.Barrier(8)
@@ -90,11 +82,11 @@ def test_shared_evaluator_many_threads(cls):
 
 def test_many_evaluators_many_models_threads():
     """Different models evaluated concurrently (no shared scratch between evaluators/models)."""
-    models = [_model(s, scheme) for s, scheme in zip(range(4), ("int8", "uint8", "float16", "float32"))]
+    models = [_model(s, scheme) for s, scheme in zip(range(4), ("int8", "uint8", "float16", "float32"), strict=True)]
     evs = [NumbaEvaluator(m) for m in models]
-    xs = [probe_inputs(m, 200, seed=7) for m in models]
-    want = [NumpyEvaluator(m)(x) for m, x in zip(models, xs)]
-    got0 = [e(x) for e, x in zip(evs, xs)]
+    xs = [adversarial_inputs(m, 200, seed=7) for m in models]
+    want = [NumpyEvaluator(m)(x) for m, x in zip(models, xs, strict=True)]
+    got0 = [e(x) for e, x in zip(evs, xs, strict=True)]
 
     def work(t):
         out = []
@@ -105,9 +97,7 @@ def test_many_evaluators_many_models_threads():
 
     with ThreadPoolExecutor(6) as pool:
         assert all(pool.map(work, range(6)))
-    from lutkan.testing import assert_outputs_close
-
-    for g, w in zip(got0, want):
+    for g, w in zip(got0, want, strict=True):
         with np.errstate(invalid="ignore"):
             assert_outputs_close(g, w, rel=1e-5)
 
@@ -117,13 +107,14 @@ def test_cold_jit_race():
     out = run_isolated("""
         import json, threading, numpy as np
         from concurrent.futures import ThreadPoolExecutor
-        from _models import random_source, probe_inputs
+        from lutkan.testing.inputs import adversarial_inputs
+        from lutkan.testing.models import random_source
         from lutkan.compiler import compile_model
         from lutkan.contract import ContractOptions
         from lutkan.evaluators.numba_eval import NumbaEvaluator
         from lutkan.evaluators.numpy_eval import NumpyEvaluator
         m = compile_model(random_source([3, 4, 2], seed=3, mult_groups={0: [2]}), ContractOptions(L=16))
-        x = probe_inputs(m, 100, seed=1)
+        x = adversarial_inputs(m, 100, seed=1)
         ev = NumbaEvaluator(m)
         b = threading.Barrier(8)
         def work(_):
@@ -145,13 +136,15 @@ def test_cold_jit_race():
 _PRELUDE = """
 import gc, json, threading, numpy as np
 from concurrent.futures import ThreadPoolExecutor
-from _models import random_source, probe_inputs
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
+from lutkan.metrics import compare_outputs
 from lutkan.runtime_ext import make_session, run, live_kernels, kernel_errors
-from lutkan.testing import compare_outputs
+from lutkan.testing import backends
+from lutkan.testing.inputs import adversarial_inputs
+from lutkan.testing.models import random_source
 
 def model(seed, width=(4, 5, 3), scheme="int8", L=32, **kw):
     src = random_source(list(width), seed=seed, mult_groups={0: [2]}, masked=0.2, **kw)
@@ -164,21 +157,20 @@ def close(y, ref):
 """
 
 
-@needs_onnx
 def test_many_sessions_one_process_threads():
     """8 sessions (4 models x forms, with and without plugin) driven by 8 threads at random: every
     result equals its own model's reference (no cross-talk through the kernel registry)."""
     out = run_isolated(_PRELUDE + """
 models = [model(s, scheme=sc) for s, sc in zip(range(4), ("int8", "uint8", "float16", "float32"))]
-kinds = [("function", False), ("standard", False), ("function", True), ("custom", True)]
+kinds = ["ort-function", "ort-standard", "plugin-function", "plugin-custom"]
 sessions = []
 for i, m in enumerate(models):
-    for form, plugin in (kinds[i % 4], kinds[(i + 2) % 4]):
-        sessions.append((i, form, plugin, make_session(export(m, form=form), plugin=plugin, intra_op_num_threads=1)))
-xs = [probe_inputs(m, 64, seed=11) for m in models]
+    for name, f in backends(m, include=(kinds[i % 4], kinds[(i + 2) % 4])).items():
+        sessions.append((i, name, f.session))
+xs = [adversarial_inputs(m, 64, seed=11) for m in models]
 refs = [NumpyEvaluator(m)(x) for m, x in zip(models, xs)]
-first = [run(s, xs[i]) for i, _, _, s in sessions]
-ok_ref = [close(y, refs[i]) for y, (i, _, _, _) in zip(first, sessions)]
+first = [run(s, xs[i]) for i, _, s in sessions]
+ok_ref = [close(y, refs[i]) for y, (i, _, _) in zip(first, sessions)]
 barrier = threading.Barrier(8)
 def work(t):
     rng = np.random.default_rng(t)
@@ -186,10 +178,10 @@ def work(t):
     bad = []
     for r in range(60):
         j = int(rng.integers(len(sessions)))
-        i, form, plugin, s = sessions[j]
+        i, name, s = sessions[j]
         y = run(s, xs[i]) if r % 2 else s.run(None, {s.get_inputs()[0].name: xs[i]})[0]
         if not np.array_equal(y, first[j], equal_nan=True):
-            bad.append(f"{form}{'+plugin' if plugin else ''} model {i}")
+            bad.append(f"{name} model {i}")
     return bad
 with ThreadPoolExecutor(8) as p:
     bad = sum(p.map(work, range(8)), [])
@@ -200,12 +192,11 @@ print(json.dumps({"ok_ref": ok_ref, "bad": bad[:5], "n_bad": len(bad), "errors":
     assert out["n_bad"] == 0 and out["errors"] == 0, out
 
 
-@needs_onnx
 def test_sessions_created_concurrently():
     out = run_isolated(_PRELUDE + """
 models = [model(s, width=(3, 4, 2), L=8 + s) for s in range(8)]
 onnx_models = [export(m, form="function" if i % 2 else "custom") for i, m in enumerate(models)]
-x = [probe_inputs(m, 32, seed=2) for m in models]
+x = [adversarial_inputs(m, 32, seed=2) for m in models]
 refs = [NumpyEvaluator(m)(xx) for m, xx in zip(models, x)]
 base = live_kernels()
 barrier = threading.Barrier(8)
@@ -225,7 +216,6 @@ print(json.dumps({"ok": ok, "live_during": live_during, "live_after": live_kerne
     assert out["live_during"] == 16 and out["live_after"] == 0, out
 
 
-@needs_onnx
 def test_mixed_session_churn_rss_flat():
     """Create, run and drop sessions of different models/forms (plugin and plain) and evaluators
     CHURN_N times: RSS growth stays small and the plugin's kernel registry returns to its baseline."""

@@ -5,17 +5,18 @@
     far OOB, NaN, +-inf, +-1e38, denormals);
 (b) float32 tables at L=256 reproduce the float64 SourceModel.forward within a derived bound,
     in the domain and (oob='zero', PyKAN-faithful) outside it;
-(c) the OOB truth table of contract section 4, one parametrized test;
+(c) the OOB truth table of contract section 4, one parametrized test, on every backend of the oracle;
 (d) quantization golden values and the dequantization error bound;
 (e) right-continuity at interior knots and the left-limit sample at segment ends.
 
-The random-model factory below (``random_source``/``special_inputs``) is shared with the other
-fuzz modules of this suite (they import it from here).
+Random models come from ``lutkan.testing.strategies.sources`` (the one factory,
+``lutkan.testing.models.random_source``) and adversarial inputs from ``lutkan.testing.inputs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import numpy as np
@@ -29,165 +30,26 @@ from lutkan.compiler.quantize import quantize
 from lutkan.contract import BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
 from lutkan.evaluators.numba_eval import EdgeSumKernel, NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator, eval_layer
-from lutkan.tables import dequantize, model_tables
+from lutkan.metrics import HUGE, assert_outputs_close
 from lutkan.source import SourceLayer, SourceModel, base_function, bspline_basis
-from lutkan.testing import HUGE, assert_outputs_close
+from lutkan.tables import dequantize, model_tables
+from lutkan.testing import backends
+from lutkan.testing.inputs import adversarial_inputs, knot_inputs
+from lutkan.testing.models import random_source
+from lutkan.testing.strategies import sources
 
 EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff u = 2**-24
 F32 = np.float32
-SYM_NAMES = ("x", "x^2", "sin", "tanh", "cos", "gaussian", "x^3")
 ALL_OPTS = list(itertools.product(INTERPS, BOUNDARIES, OOB_POLICIES))
 
-# ---------------------------------------------------------------------------------------------
-# random SourceModel factory (shared with test_artifact_fuzz / test_inputs / test_concurrency /
-# test_roundtrip_fuzz)
-# ---------------------------------------------------------------------------------------------
+def finite_inputs(src: SourceModel, seed: int, n: int = 64) -> np.ndarray:
+    """Finite adversarial rows: ordinary values, knots, knots +-1 ulp, domain ends and neighbours, +-1e3 off."""
+    return adversarial_inputs(src, n, seed, special_fraction=0.0, far=1e3)
 
 
-def _knot_row(rng: np.random.Generator, G: int, k: int, kind: str) -> np.ndarray:
-    """One extended knot row (G + 2k + 1 float32-representable values, nondecreasing)."""
-    n = G + 2 * k + 1
-    if kind == "zero_width":  # constant training feature: every knot equal
-        return np.full(n, np.float32(rng.uniform(-2, 2)), dtype=np.float64)
-    lo = rng.uniform(-3, 1)
-    if kind == "uniform":
-        h = rng.uniform(0.1, 1.0)
-        t = lo + h * np.arange(n)
-    else:  # non-uniform, min gap >= 5% of the mean gap; optionally one repeated interior knot
-        gaps = rng.uniform(0.05, 1.0, size=n - 1) * rng.uniform(0.1, 1.0)
-        t = lo + np.concatenate([[0.0], np.cumsum(gaps)])
-        if kind == "dup" and n >= 4:
-            m = int(rng.integers(1, n - 2))
-            t[m + 1] = t[m]
-    t = t.astype(np.float32).astype(np.float64)
-    return np.maximum.accumulate(t)
-
-
-def random_source(seed: int, *, n_layers: int = 1, width: tuple[int, ...] | None = None, k: int = 3,
-                  G: int = 5, knots: str = "mixed", mask_p: float = 0.2, mult: bool = False,
-                  affine: bool = True, base_fun: str = "silu", symbolic: bool = False,
-                  zero_width_p: float = 0.1, n_extra_inputs: int = 0) -> SourceModel:
-    kw = dict(n_layers=n_layers, width=width, k=k, G=G, knots=knots, mask_p=mask_p, mult=mult, affine=affine,
-              base_fun=base_fun, symbolic=symbolic, zero_width_p=zero_width_p, n_extra_inputs=n_extra_inputs)
-    """A random pykan-shaped SourceModel.
-
-    width: node counts per layer boundary (len n_layers+1); mult adds a multiplication group of
-    arity 2 to every layer with >= 3 subnodes; knots: 'uniform', 'nonuniform', 'dup' or 'mixed'
-    (per row); zero_width_p: chance a row is degenerate (all knots equal); mask_p: chance an edge
-    is masked off; symbolic: some edges get a symbolic function with a random affine.
-    """
-    rng = np.random.default_rng(seed)
-    if width is None:
-        width = tuple(int(v) for v in rng.integers(1, 4, size=n_layers + 1))
-    layers = []
-    in_dim = width[0]
-    for l in range(len(width) - 1):
-        n_nodes = width[l + 1]
-        groups: tuple[int, ...] = ()
-        if mult and n_nodes >= 2:
-            groups = (2,)
-        n_sum = n_nodes - len(groups)
-        O = n_sum + sum(groups)
-        I = in_dim
-        kinds = []
-        for _ in range(I):
-            if rng.random() < zero_width_p:
-                kinds.append("zero_width")
-            elif knots == "mixed":
-                kinds.append(str(rng.choice(["uniform", "nonuniform", "dup"])))
-            else:
-                kinds.append(knots)
-        grid = np.stack([_knot_row(rng, G, k, kd) for kd in kinds])
-        coef = rng.normal(size=(I, O, G + k))
-        mask = (rng.random((I, O)) >= mask_p).astype(np.float64)
-        sym_mask = np.zeros((O, I))
-        sym_affine = np.zeros((O, I, 4))
-        names = [["0"] * I for _ in range(O)]
-        if symbolic:
-            for j in range(O):
-                for i in range(I):
-                    if rng.random() < 0.3:
-                        sym_mask[j, i] = 1.0
-                        names[j][i] = str(rng.choice(SYM_NAMES))
-                        sym_affine[j, i] = [rng.uniform(-2, 2), rng.uniform(-1, 1), rng.uniform(-2, 2),
-                                            rng.uniform(-1, 1)]
-        if affine:
-            sub_s = rng.uniform(0.5, 1.5, O) * rng.choice([-1, 1], O)
-            sub_b = rng.normal(0, 0.5, O)
-            node_s = rng.uniform(0.5, 1.5, n_sum + len(groups)) * rng.choice([-1, 1], n_sum + len(groups))
-            node_b = rng.normal(0, 0.5, n_sum + len(groups))
-        else:
-            sub_s, sub_b = np.ones(O), np.zeros(O)
-            node_s, node_b = np.ones(n_sum + len(groups)), np.zeros(n_sum + len(groups))
-        layers.append(SourceLayer(
-            grid=grid, coef=coef, k=k, scale_base=rng.normal(size=(I, O)),
-            scale_sp=rng.uniform(0.5, 1.5, (I, O)) * rng.choice([-1, 1], (I, O)), mask=mask,
-            sym_mask=sym_mask, sym_affine=sym_affine, sym_names=tuple(tuple(r) for r in names),
-            subnode_scale=sub_s, subnode_bias=sub_b, node_scale=node_s, node_bias=node_b,
-            n_sum=n_sum, mult_groups=groups))
-        in_dim = n_sum + len(groups)
-    n_inputs = width[0] + n_extra_inputs
-    input_id = np.sort(rng.choice(n_inputs, size=width[0], replace=False)).astype(np.int64)
-    if rng.random() < 0.5:
-        input_id = rng.permutation(input_id)
-    return SourceModel(layers=tuple(layers), input_id=input_id, n_inputs=n_inputs, base_fun=base_fun,
-                       symbolic_enabled=True, provenance={"factory": "random_source", "seed": seed, **kw})
-
-
-EXTREMES = np.array([np.nan, np.inf, -np.inf, 1e38, -1e38, 1e-40, -1e-40, 1e-45, 0.0, -0.0], dtype=np.float32)
-
-
-def special_inputs(src: SourceModel, seed: int, n: int = 64, *, extremes: bool = True,
-                   far: float = 1e3) -> np.ndarray:
-    """(n, n_inputs) float32: per used column a mix of its layer-0 knots, domain ends, nextafter of
-    the ends, interior uniform points, far OOB and (extremes=True) NaN/+-inf/+-1e38/denormals."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-4, 4, size=(n, src.n_inputs)).astype(np.float32)
-    g0 = src.layers[0].grid.astype(np.float32)
-    for r, c in enumerate(src.input_id.tolist()):
-        t = g0[r]
-        lo, hi = t[0], t[-1]
-        cand = [t, [lo, hi, np.nextafter(lo, np.float32(-np.inf)), np.nextafter(hi, np.float32(-np.inf)),
-                    np.nextafter(lo, np.float32(np.inf)), np.nextafter(hi, np.float32(np.inf)),
-                    lo - far, hi + far, hi + 1, lo - 1],
-                rng.uniform(lo, hi if hi > lo else lo + 1, size=8)]
-        if extremes:
-            cand.append(EXTREMES)
-        pool = np.concatenate([np.asarray(a, dtype=np.float32) for a in cand])
-        pick = rng.random(n) < 0.8
-        x[pick, c] = rng.choice(pool, size=int(pick.sum()))
-    return x
-
-
-def layer_specials(knots: np.ndarray, seed: int, n: int) -> np.ndarray:
-    """(n, I) float32 rows made of each input's knots, domain ends, their float32 neighbours and
-    extremes, for feeding a layer directly."""
-    rng = np.random.default_rng(seed)
-    cols = []
-    for t in knots.astype(np.float32):
-        lo, hi = t[0], t[-1]
-        pool = np.concatenate([t, [np.nextafter(lo, F32(-np.inf)), np.nextafter(hi, F32(-np.inf)),
-                                   np.nextafter(hi, F32(np.inf)), lo - 100, hi + 100], EXTREMES]).astype(np.float32)
-        cols.append(rng.choice(pool, size=n))
-    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
-
-
-@st.composite
-def models(draw, *, max_layers: int = 2, symbolic: bool | None = None, mult: bool | None = None,
-           base_fun: str | None = None, ks=st.integers(1, 5), Gs=st.integers(1, 12)):
-    seed = draw(st.integers(0, 2**32 - 1))
-    kw = dict(
-        n_layers=draw(st.integers(1, max_layers)), k=draw(ks), G=draw(Gs),
-        knots=draw(st.sampled_from(["uniform", "nonuniform", "dup", "mixed"])),
-        mask_p=draw(st.sampled_from([0.0, 0.3, 0.7])),
-        mult=draw(st.booleans()) if mult is None else mult,
-        affine=draw(st.booleans()),
-        base_fun=draw(st.sampled_from(["silu", "identity", "zero"])) if base_fun is None else base_fun,
-        symbolic=draw(st.booleans()) if symbolic is None else symbolic,
-        zero_width_p=draw(st.sampled_from([0.0, 0.25])),
-        n_extra_inputs=draw(st.integers(0, 1)),
-    )
-    return random_source(seed, **kw), seed
+def extreme_inputs(src: SourceModel, seed: int, n: int = 64) -> np.ndarray:
+    """The same classes plus NaN, +-inf, +-1e38, +-FLT_MAX, denormals and signed zeros in a quarter of the entries."""
+    return adversarial_inputs(src, n, seed, special_fraction=0.25, far=1e3, clean_rows=0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,13 +63,13 @@ def _identity_combine(p):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @settings(suppress_health_check=[HealthCheck.too_slow])
-@given(m=models(), xseed=st.integers(0, 2**16))
-def test_numba_equals_numpy_every_option(scheme, m, xseed):
-    src, seed = m
-    x_ord = special_inputs(src, xseed, extremes=False)  # finite, incl. knots/ends/nextafter/far OOB
+@given(src=sources(), xseed=st.integers(0, 2**16))
+def test_numba_equals_numpy_every_option(scheme, src, xseed):
+    seed = src.provenance["seed"]
+    x_ord = finite_inputs(src, xseed)  # finite, incl. knots/ends/nextafter/far OOB
     x_nan = x_ord.copy()
     x_nan[::5, :] = np.nan  # NaN poisoning through all layers
-    x_ext = special_inputs(src, xseed + 1, extremes=True)
+    x_ext = extreme_inputs(src, xseed + 1)
     for interp, boundary, oob in ALL_OPTS:
         opts = ContractOptions(L=int(np.random.default_rng(seed).integers(2, 20)), scheme=scheme,
                                interp=interp, boundary=boundary, oob=oob)
@@ -231,7 +93,8 @@ def test_numba_equals_numpy_every_option(scheme, m, xseed):
         for l, p in enumerate(model_tables(model)):
             if l:  # deeper layers: put that layer's own knots, ends and their neighbours in some rows
                 h = h.copy()
-                h[::3] = layer_specials(p.knots, seed + l, h[::3].shape[0])
+                h[::3] = knot_inputs(p.knots, h[::3].shape[0], seed + l, special_fraction=0.3, far=100.0,
+                                     clean_rows=0.0)
             pi = _identity_combine(p)
             kern = EdgeSumKernel(p)
             assert_outputs_close(kern(h), eval_layer(pi, h), rel=1e-5,
@@ -304,18 +167,18 @@ def _raw_sum_layer(layer: SourceLayer) -> SourceLayer:
 
 
 @settings(max_examples=80)
-@given(m=models(symbolic=False), xseed=st.integers(0, 2**16), boundary=st.sampled_from(BOUNDARIES))
-def test_float32_L256_matches_float64_reference(m, xseed, boundary):
-    src, seed = m
+@given(src=sources(symbolic=False), xseed=st.integers(0, 2**16), boundary=st.sampled_from(BOUNDARIES))
+def test_float32_L256_matches_float64_reference(src, xseed, boundary):
+    seed = src.provenance["seed"]
     L = 256
     model = compile_model(src, ContractOptions(L=L, scheme="float32", interp="linear", boundary=boundary,
                                                oob="zero"))
     packed = model_tables(model)
-    x = special_inputs(src, xseed, n=96, extremes=False, far=1e3)
+    x = finite_inputs(src, xseed, n=96)
     # At x = t_K half_open+zero gives 0 and closed gives T_hi = S(t_K-), which is 0 for a pykan spline
     # (continuous, k >= 1): both equal pykan's 0 there, so one bound serves both boundaries.
     h = x[:, src.input_id].astype(np.float32)
-    for l, (layer, p) in enumerate(zip(src.layers, packed)):
+    for l, (layer, p) in enumerate(zip(src.layers, packed, strict=True)):
         h64 = h.astype(np.float64)
         # raw edge sums (node stage = identity) then the real node stage
         s64 = src.layer_forward(_raw_sum_layer(layer), h64)
@@ -347,10 +210,9 @@ def test_float32_bound_is_not_vacuous():
     interpolation term 24/(2*255^2) ~ 1.8e-4 of max|m sp c|, and a real defect (wrong segment, no
     left-limit sample, missing OOB zeroing) is O(1) of it. Also checks the bound is tight-ish:
     the observed error on a smooth model reaches >= 1% of it."""
-    src = random_source(7, width=(2, 2), k=3, G=6, knots="nonuniform", zero_width_p=0.0, mask_p=0.0,
-                        base_fun="zero")
+    src = random_source([2, 2], G=6, k=3, seed=7, knots="nonuniform", amplitude="signed", base_fun="zero")
     model = compile_model(src, ContractOptions(L=256, scheme="float32", oob="zero"))
-    x = special_inputs(src, 1, n=4000, extremes=False)
+    x = finite_inputs(src, 1, n=4000)
     s64 = src.forward(x.astype(np.float64))
     s32 = NumpyEvaluator(model)(x).astype(np.float64)
     layer = src.layers[0]
@@ -409,8 +271,8 @@ POINTS = {"lo": _LO, "below_lo": _BELOW_LO, "hi": _HI, "below_hi": _BELOW_HI, "h
 def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str:
     """Expected tabulated term of contract section 4. '+big'/'-big' mean non-finite or |v| > 1e30."""
     x = float(POINTS[point])
-    line_lo = lambda v: 1 + 2 * v  # noqa: E731
-    line_hi = lambda v: 9 + 6 * (v - 2)  # noqa: E731
+    line_lo = lambda v: 1 + 2 * v
+    line_hi = lambda v: 9 + 6 * (v - 2)
     if point == "nan":
         return "nan"
     if point == "lo":
@@ -442,6 +304,12 @@ def truth_table(point: str, interp: str, boundary: str, oob: str) -> float | str
     return _lerp32(6, 9, w)
 
 
+@functools.cache
+def _truth_backends(interp: str, boundary: str, oob: str) -> dict:
+    """Every backend of the oracle (NumPy, Numba, each ONNX form in ORT / the plugin / onnx.reference)."""
+    return backends(_truth_model(interp, boundary, oob))
+
+
 def _truth_model(interp: str, boundary: str, oob: str) -> LUTModel:
     z = np.zeros(1, np.float32)
     layer = LUTLayer(knots=np.array([[0, 1, 2]], np.float32), edge_src=np.zeros(1, np.int32),
@@ -458,10 +326,9 @@ def _truth_model(interp: str, boundary: str, oob: str) -> LUTModel:
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("interp", INTERPS)
 def test_oob_truth_table(interp, boundary, oob, point):
-    model = _truth_model(interp, boundary, oob)
     want = truth_table(point, interp, boundary, oob)
     x = np.array([[POINTS[point]]], dtype=np.float32)
-    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+    for name, ev in _truth_backends(interp, boundary, oob).items():
         got = float(ev(x)[0, 0])
         what = f"{name}: T({point}) under {interp}/{boundary}/{oob} = {got!r}, contract says {want!r}"
         if want == "nan":
@@ -488,7 +355,7 @@ def test_oob_truth_table_through_compiler():
                         subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O),
                         node_bias=np.zeros(O), n_sum=1)
     src = SourceModel(layers=(layer,), input_id=np.zeros(1, np.int64), n_inputs=1, base_fun="zero")
-    f = lambda v: 2 * v + 5  # noqa: E731
+    f = lambda v: 2 * v + 5
     xs = np.array([[-1], [np.nextafter(np.float32(-1), np.float32(-9))], [3], [np.nextafter(np.float32(3), np.float32(-9))],
                    [4], [-5], [1.25]], dtype=np.float32)
     expect = {
@@ -501,8 +368,8 @@ def test_oob_truth_table_through_compiler():
     }
     for (boundary, oob), want in expect.items():
         model = compile_model(src, ContractOptions(L=5, scheme="float32", boundary=boundary, oob=oob))
-        for ev in (NumpyEvaluator(model), NumbaEvaluator(model)):
-            np.testing.assert_allclose(ev(xs)[:, 0], want, rtol=1e-6, atol=1e-6, err_msg=f"{boundary}/{oob}")
+        for name, ev in backends(model).items():
+            np.testing.assert_allclose(ev(xs)[:, 0], want, rtol=1e-6, atol=1e-6, err_msg=f"{name} {boundary}/{oob}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,16 +444,16 @@ def test_quantization_error_within_half_step(seed, scheme, mag, shift):
 
 
 @settings(max_examples=40)
-@given(m=models(symbolic=False, max_layers=1), scheme=st.sampled_from(["int8", "uint8", "float16"]))
-def test_compiled_tables_quantize_the_spline(m, scheme):
+@given(src=sources(symbolic=False, max_layers=1), scheme=st.sampled_from(["int8", "uint8", "float16"]))
+def test_compiled_tables_quantize_the_spline(src, scheme):
     """Interior samples of every compiled table, dequantized, are within the scheme's step of the
     float64 pykan spline at that sample (independent of the compiler's own sampling code)."""
-    src, seed = m
+    seed = src.provenance["seed"]
     L = 9
     model = compile_model(src, ContractOptions(L=L, scheme=scheme))
     layer, lut = src.layers[0], model.layers[0]
     deq = dequantize(lut.table, lut.scale, lut.offset).astype(np.float64)
-    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist(), strict=True)):
         t = lut.knots[i].astype(np.float64)
         for kseg in range(lut.n_segments):
             if t[kseg + 1] <= t[kseg]:
@@ -613,12 +480,11 @@ def test_interior_knot_right_continuous_and_left_limit(interp, boundary, oob):
     """The truth-table layer jumps at its interior knot t_1 = 1 (segment 0 ends with the left-limit
     sample 3, segment 1 starts with 5): x = 1 is evaluated in segment 1 (right-continuous, u = 0),
     nextafter(1, -inf) in segment 0 (-> the left limit 3)."""
-    model = _truth_model(interp, boundary, oob)
     one = np.float32(1)
     below = np.nextafter(one, np.float32(-np.inf))
     x = np.array([[one], [below], [np.nextafter(one, np.float32(np.inf))]], dtype=np.float32)
     left = 3.0 if interp == "nearest" else 2 + float(below / np.float32(0.5) - np.float32(1))
-    for name, ev in (("numpy", NumpyEvaluator(model)), ("numba", NumbaEvaluator(model))):
+    for name, ev in _truth_backends(interp, boundary, oob).items():
         y = ev(x)[:, 0].astype(np.float64)
         assert y[0] == 5.0, f"{name}: x = interior knot must start the right segment, got {y[0]}"
         assert y[1] == pytest.approx(left, abs=1e-6) and abs(y[1] - 3.0) < 1e-5, f"{name}: left limit {y[1]}"
@@ -646,17 +512,17 @@ def test_pykan_duplicate_knots_are_continuous():
 
 
 @settings(max_examples=60)
-@given(m=models(symbolic=False, max_layers=1, ks=st.integers(1, 5)))
-def test_segment_end_samples_are_limits(m):
+@given(src=sources(symbolic=False, max_layers=1, ks=st.integers(1, 5)))
+def test_segment_end_samples_are_limits(src):
     """For every edge and nonzero-width segment: the first sample is pykan's (right-continuous) value
     at t_k, the last is the left limit at t_{k+1}; at every interior knot both evaluators return the
     right value and nextafter(t, -inf) returns (close to) the left limit."""
-    src, seed = m
+    seed = src.provenance["seed"]
     layer = src.layers[0]
     L = 7
     model = compile_model(src, ContractOptions(L=L, scheme="float32"))
     lut = model.layers[0]
-    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(lut.edge_src.tolist(), lut.edge_dst.tolist(), strict=True)):
         t = layer.grid[i]
         A = float(np.abs(layer.mask[i, j] * layer.scale_sp[i, j]) * np.abs(layer.coef[i, j]).max()) + 1e-30
         for kseg in range(lut.n_segments):

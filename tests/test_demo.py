@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REALMODEL_NAMES, REPO, realmodel_dir
+
 from lutkan.cli import EXIT_ERROR, EXIT_OK, main
 
 pytest.importorskip("kan", reason="the demo compares with pykan: needs the [pykan] extra")
@@ -26,11 +26,11 @@ def test_demo_default_model_quick(tmp_path, capsys):
     assert {(c["L"], c["scheme"]) for c in res["configs"]} == {(L, s) for L in (16, 64)
                                                                for s in ("int8", "uint8", "float16")}
     for c in res["configs"]:
-        assert set(c["checks"]) == {"function+plain", "function+plugin", "standard+plain", "custom+plugin"}
+        assert set(c["checks"]) == {"ort-function", "plugin-function", "ort-standard", "plugin-custom"}
         assert all(v["ok"] for v in c["checks"].values())
         assert 0.9 < c["metrics"]["accuracy"] <= 1.0
         assert c["metrics"]["changed"] <= 3
-        assert c["latency_us"]["function+plain@1"] > 0 and c["latency_us"]["function+plugin@N"] > 0
+        assert c["latency_us"]["ort-function@1"] > 0 and c["latency_us"]["plugin-function@N"] > 0
         assert c["sizes"]["lutkan"] > 0 and c["sizes"]["function"] > 0
     for suffix in (".lutkan", ".function.onnx", ".standard.onnx", ".custom.onnx"):
         assert (out / f"breast_cancer_L64_int8{suffix}").is_file()

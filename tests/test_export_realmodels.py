@@ -1,5 +1,6 @@
-"""The function and standard forms of every real checkpoint equal ``NumpyEvaluator`` in onnxruntime,
-on the checkpoint's own cache_data (which includes out-of-domain inputs) and on probe inputs."""
+"""Every ONNX form of every real checkpoint equals ``NumpyEvaluator`` (the oracle's backends:
+ORT function/standard, plugin function/custom, onnx.reference custom op, Numba), on the checkpoint's
+own cache_data (which includes out-of-domain inputs) and on adversarial inputs."""
 
 from __future__ import annotations
 
@@ -8,15 +9,13 @@ import warnings
 import numpy as np
 import onnx
 import pytest
+from conftest import REALMODEL_NAMES, realmodel_dir
 
-from conftest import REALMODEL_NAMES, ort_run, realmodel_dir
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
-from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
-from lutkan.testing import assert_outputs_close
-
-from _models import probe_inputs
+from lutkan.testing import BACKENDS, assert_backends_agree
+from lutkan.testing.inputs import adversarial_inputs
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
 pykan = pytest.importorskip("lutkan.compiler.pykan")
@@ -43,9 +42,9 @@ def test_real_checkpoint_forms_equal_numpy(source, opts):
     name, src = source
     model = compile_model(src, opts)
     x_cache = np.ascontiguousarray(src.cache_data, dtype=np.float32)
-    x = np.concatenate([x_cache, probe_inputs(model, 64, seed=1)])
-    ref = NumpyEvaluator(model)(x)
-    for form in ("function", "standard"):
-        proto = export(model, form)
-        onnx.checker.check_model(proto, full_check=True)
-        assert_outputs_close(ort_run(proto, x), ref, rel=1e-5, what=f"{name} {form}")
+    x = np.concatenate([x_cache, adversarial_inputs(model, 64, seed=1)])
+    for form in ("function", "standard", "custom"):
+        onnx.checker.check_model(export(model, form), full_check=True)
+    # not onnxref-function: onnx.reference's GatherElements / np.choose fail on G=100 bodies (its limits,
+    # not the model's); the body itself is checked in ORT here and in onnx.reference on small models
+    assert_backends_agree(model, x, rel=1e-5, what=name, include=[b for b in BACKENDS if b != "onnxref-function"])

@@ -16,8 +16,7 @@ from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE
 from lutkan.errors import ExportError
 from lutkan.exporter import FORMS, export, save_onnx
 from lutkan.exporter._versions import IR_VERSION, METADATA_KEYS, TARGET_OPSET
-
-from _models import random_source
+from lutkan.testing.models import random_source
 
 _DTYPES = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "float16": TensorProto.FLOAT16,
            "float32": TensorProto.FLOAT}
@@ -117,7 +116,7 @@ def test_metadata(model):
 
 
 def test_identity_ops_are_skipped():
-    src = random_source([3, 2], G=3, k=1, seed=1, affine=False, permute_inputs=False)
+    src = random_source([3, 2], G=3, k=1, seed=1, affine=False, input_id="sorted")
     model = lutkan.compile_model(src, ContractOptions(L=8, scheme="float32"))
     proto = export(model, "function")
     assert [n.op_type for n in proto.graph.node] == [OP_TYPE]

@@ -1,8 +1,9 @@
 """Inference inputs at every front door (contract section 5, lutkan/evaluators/inputs.py).
 
-Backends: ``NumpyEvaluator``, ``NumbaEvaluator`` and, when the exporter and runtime_ext are
-present, the ``function`` and ``standard`` ONNX forms in plain onnxruntime and the ``function`` and
-``custom`` forms in a plugin session, all called through ``lutkan.runtime_ext.run``.
+Backends: every one of the oracle (``lutkan.testing.BACKENDS``): ``NumpyEvaluator``, ``NumbaEvaluator``,
+the ``function`` and ``standard`` ONNX forms in plain onnxruntime, the ``function`` and ``custom``
+forms in a plugin session (both through ``lutkan.runtime_ext.run``) and ``onnx.reference`` on the
+``function`` and ``custom`` forms.
 
 Contract: (batch, n_inputs) float32; float64/float16/integer arrays are converted, any memory layout
 (slices, negative strides, transposes, Fortran order, broadcast views, read-only) works and gives
@@ -17,26 +18,18 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import terminal_line
 
-from _models import probe_inputs, random_source
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.errors import InputError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import assert_outputs_close, compare_outputs
-
-try:  # the exporter / plugin are written in parallel; their backends join when present
-    from lutkan.exporter import export
-    from lutkan.runtime_ext import make_session, run
-
-    HAVE_ONNX = True
-    WHY_NOT = ""
-except ImportError as e:  # pragma: no cover
-    HAVE_ONNX = False
-    WHY_NOT = f"lutkan.exporter / lutkan.runtime_ext not importable: {e}"
+from lutkan.metrics import assert_outputs_close, compare_outputs
+from lutkan.testing import BACKENDS, assert_backends_agree
+from lutkan.testing import backends as oracle_backends
+from lutkan.testing.inputs import SPECIALS, adversarial_inputs
+from lutkan.testing.models import random_source
 
 N_IN = 5
 STATS: Counter = Counter()
@@ -54,7 +47,7 @@ def _models():
     # layer 0 reads 4 of 5 columns (input_id), a multiplication node, symbolic + masked edges, a
     # zero-width row; int8 (default) and float32/nearest/half_open/extrapolate, identity base.
     a = random_source([4, 3, 2], G=4, k=3, seed=11, n_inputs=N_IN, mult_groups={0: [2]}, masked=0.2,
-                      symbolic=0.2, zero_width=1, uniform=False)
+                      symbolic=0.2, zero_width=1, knots="nonuniform")
     b = random_source([4, 2], G=3, k=2, seed=12, n_inputs=N_IN, base_fun="identity")
     return {
         "int8": compile_model(a, ContractOptions(L=16, scheme="int8")),
@@ -66,26 +59,27 @@ def _models():
 MODELS = _models()
 
 
-def _backends(model):
-    out = {"numpy": NumpyEvaluator(model), "numba": NumbaEvaluator(model)}
-    if HAVE_ONNX:
-        for form, plugin in (("function", False), ("standard", False), ("function", True), ("custom", True)):
-            sess = make_session(export(model, form=form), plugin=plugin, intra_op_num_threads=1)
-            out[f"ort-{form}{'+plugin' if plugin else ''}"] = (lambda s: (lambda x: run(s, x)))(sess)
-    return out
-
-
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def backends(request):
     model = MODELS[request.param]
-    return model, _backends(model)
+    return model, oracle_backends(model)
+
+
+def test_models_have_what_the_comment_says():
+    m = MODELS["int8"]
+    layer = m.layers[0]
+    assert len(set(m.input_id.tolist())) == 4 and m.n_inputs == N_IN
+    assert layer.mult_groups == (2,) and any("symbolic" in n for n in m.notes)
+    assert layer.edge_src.size < layer.in_dim * layer.out_dim  # pruned edges
+    assert (layer.knots[:, -1] == layer.knots[:, 0]).any()  # a zero-width row
+    assert MODELS["f32x"].base_fun == "identity"
 
 
 def test_all_backends_present():
-    if not HAVE_ONNX:
-        pytest.skip(WHY_NOT)
-    names = set(_backends(MODELS["int8"]))
-    assert {"ort-function", "ort-standard", "ort-function+plugin", "ort-custom+plugin"} <= names
+    names = set(oracle_backends(MODELS["int8"]))
+    assert names == set(BACKENDS)
+    assert {"numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
+            "onnxref-function", "onnxref-custom"} <= names
 
 
 def _ok(model, bk, x, *, reference_x=None, what=""):
@@ -93,15 +87,9 @@ def _ok(model, bk, x, *, reference_x=None, what=""):
     ref_in = np.ascontiguousarray(x if reference_x is None else reference_x, dtype=np.float32)
     ref = NumpyEvaluator(model)(ref_in)
     assert ref.dtype == np.float32 and ref.shape == (ref_in.shape[0], model.n_outputs)
-    for name, f in bk.items():
-        STATS["cases"] += 1
-        with np.errstate(invalid="ignore"):
-            y = f(x)
-        assert isinstance(y, np.ndarray) and y.dtype == np.float32, (name, what, type(y), getattr(y, "dtype", None))
-        assert y.shape == ref.shape, (name, what, y.shape)
-        with np.errstate(invalid="ignore"):
-            assert_outputs_close(y, ref, rel=1e-5, what=f"{name} {what}")
-        STATS["ok"] += 1
+    STATS["cases"] += len(bk)
+    assert_backends_agree(model, x, runners=bk, reference=ref, rel=1e-5, what=what)
+    STATS["ok"] += len(bk)
     return ref
 
 
@@ -201,7 +189,7 @@ def _layouts(base: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_noncontiguous_layouts(backends):
     model, bk = backends
-    base = probe_inputs(model, 24, seed=3)
+    base = adversarial_inputs(model, 24, seed=3)
     for name, x in _layouts(base).items():
         np.testing.assert_array_equal(np.asarray(x, np.float32), base)
         _ok(model, bk, x, reference_x=base, what=name)
@@ -215,7 +203,7 @@ def test_noncontiguous_layouts(backends):
 
 def test_input_is_not_modified(backends):
     model, bk = backends
-    x = probe_inputs(model, 32, seed=4)
+    x = adversarial_inputs(model, 32, seed=4)
     for dt in (np.float32, np.float64):
         xx = x.astype(dt)
         keep = xx.copy()
@@ -227,19 +215,12 @@ def test_input_is_not_modified(backends):
 # ----------------------------------------------------------------------------------------- values
 
 
-SPECIAL = {
-    "nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "+1e38": 1e38, "-1e38": -1e38,
-    "+FLT_MAX": float(np.finfo(np.float32).max), "-FLT_MAX": -float(np.finfo(np.float32).max),
-    "denormal": 1e-40, "-denormal": -1e-40, "min_denormal": 1e-45, "-0": -0.0,
-}
-
-
-@pytest.mark.parametrize("name", sorted(SPECIAL))
+@pytest.mark.parametrize("name", sorted(SPECIALS))
 def test_special_values_agree(backends, name):
     """One column at a time and all columns at once; everything else ordinary."""
     model, bk = backends
-    v = np.float32(SPECIAL[name])
-    x = np.tile(probe_inputs(model, 4, seed=5, special_fraction=0.0), (N_IN + 1, 1))
+    v = np.float32(SPECIALS[name])
+    x = np.tile(adversarial_inputs(model, 4, seed=5, special_fraction=0.0), (N_IN + 1, 1))
     x = np.nan_to_num(x, nan=0.5, posinf=1.0, neginf=-1.0)
     for c in range(N_IN):
         x[4 * c : 4 * c + 4, c] = v
@@ -255,16 +236,16 @@ def test_special_values_agree(backends, name):
         assert np.isnan(ref[-4:]).any()
 
 
-def test_probe_inputs_all_backends(backends):
+def test_adversarial_inputs_all_backends(backends):
     model, bk = backends
     for seed in range(3):
-        _ok(model, bk, probe_inputs(model, 200, seed=seed, special_fraction=0.3), what=f"probe seed {seed}")
+        _ok(model, bk, adversarial_inputs(model, 200, seed=seed, special_fraction=0.3), what=f"adversarial seed {seed}")
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 1000])
 def test_batch_sizes(backends, n):
     model, bk = backends
-    x = probe_inputs(model, n, seed=n)
+    x = adversarial_inputs(model, n, seed=n)
     ref = _ok(model, bk, x, what=f"batch {n}")
     # rows are independent: evaluating row by row gives the same numbers
     if n <= 17:
@@ -275,7 +256,7 @@ def test_batch_sizes(backends, n):
 
 def test_upto_prefix_of_layers():
     model = MODELS["int8"]
-    x = probe_inputs(model, 50, seed=9)
+    x = adversarial_inputs(model, 50, seed=9)
     h_np, h_nb = NumpyEvaluator(model)(x, upto=1), NumbaEvaluator(model)(x, upto=1)
     assert h_np.shape == (50, model.layers[0].n_nodes)
     assert_outputs_close(h_nb, h_np, rel=1e-5)

@@ -14,10 +14,10 @@ from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 
 pytest.importorskip("kan", reason="compiling pykan checkpoints needs the [pykan] extra")
-from lutkan.compiler.pykan import load_source  # noqa: E402
-from lutkan.exporter import export, save_onnx  # noqa: E402
+from conftest import REPO
 
-from conftest import REPO  # noqa: E402
+from lutkan.compiler.pykan import load_source
+from lutkan.exporter import export, save_onnx
 
 BC = REPO / "models" / "breast_cancer" / "0.0"  # width [30, 8, 1]
 

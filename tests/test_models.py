@@ -1,5 +1,5 @@
 """The bundled models (models/<name>/): the committed ``<name>.onnx`` is what the committed checkpoint
-compiles and exports to today (not stale), runs in plain onnxruntime and with the plugin, and its
+compiles and exports to today (not stale), runs in plain onnxruntime, with the plugin and in onnx.reference, and its
 predictions on the committed test split equal the float model's (the demo's accuracy claim)."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import REPO
 from onnx import numpy_helper
 
-from conftest import REPO
 from lutkan.compiler import compile_model
 from lutkan.compiler.pykan import load_source
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
-from lutkan.runtime_ext import make_session, run
+from lutkan.testing import onnx_runner
 
 MODELS = ("breast_cancer", "digits", "ids78")
 REGEN = "regenerate with `python models/make_models.py --export-onnx`"
@@ -54,12 +54,11 @@ def test_committed_onnx_is_current(bundled):
     assert sum(n.op_type == "LUTKanEdge" for n in committed.graph.node) == len(lut.layers)
 
 
-@pytest.mark.parametrize("plugin", [False, True], ids=["plain-ort", "plugin"])
-def test_committed_onnx_matches_reference_and_float_predictions(bundled, plugin):
+@pytest.mark.parametrize("engine", ["ort", "plugin", "onnxref"], ids=["plain-ort", "plugin", "onnx.reference"])
+def test_committed_onnx_matches_reference_and_float_predictions(bundled, engine):
     name, committed, lut, x, y = bundled
     ref = NumpyEvaluator(lut)(x)
-    sess = make_session(committed.SerializeToString(), plugin=plugin, intra_op_num_threads=1)
-    got = run(sess, x)
+    got = onnx_runner(committed.SerializeToString(), engine)(x)
     scale = float(np.max(np.abs(ref)))
     assert np.max(np.abs(got - ref)) <= 1e-5 * scale, name
     # same predicted classes as the float (pykan-exact float64) model on the committed test split

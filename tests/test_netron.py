@@ -20,10 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
-
 from conftest import REPO
+
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.custom_ops.schema import INPUTS
@@ -78,21 +77,11 @@ def _source():
         from lutkan.compiler.pykan import load_source
 
         return "breast_cancer", load_source(str(REPO / "models" / "breast_cancer" / "0.0"))
-    except ImportError:
-        from lutkan.source import SourceLayer, SourceModel
+    except ImportError:  # identity affines and input_id: the graph has only the LUTKanEdge nodes
+        from lutkan.testing.models import random_source
 
-        rng = np.random.default_rng(0)
-
-        def layer(I, O, G=5, k=3):
-            grid = np.tile(np.linspace(-1 - 3 * 0.4, 1 + 3 * 0.4, G + 2 * k + 1), (I, 1))
-            return SourceLayer(grid=grid, coef=rng.normal(size=(I, O, G + k)), k=k,
-                               scale_base=rng.normal(size=(I, O)), scale_sp=np.ones((I, O)), mask=np.ones((I, O)),
-                               sym_mask=np.zeros((O, I)), sym_affine=np.zeros((O, I, 4)),
-                               sym_names=tuple(tuple("0" for _ in range(I)) for _ in range(O)),
-                               subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O),
-                               node_bias=np.zeros(O), n_sum=O)
-
-        return "synthetic", SourceModel(layers=(layer(3, 4), layer(4, 2)), input_id=np.arange(3), n_inputs=3)
+        return "synthetic", random_source([3, 4, 2], G=5, k=3, seed=0, domain=(-1.0, 1.0), amplitude="signed",
+                                          affine=False, input_id="sorted")
 
 
 @pytest.fixture(scope="module")

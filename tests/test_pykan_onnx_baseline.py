@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 kan = pytest.importorskip("kan")
 
-from lutkan.bench.pykan_onnx import (  # noqa: E402
+from lutkan.bench.pykan_onnx import (
     ExportMismatchError,
     export_pykan_onnx,
     make_pykan_session,

@@ -23,17 +23,19 @@ from onnx import helper, numpy_helper
 from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
 from lutkan.errors import InputError, OnnxModelError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.exporter import export
+from lutkan.metrics import assert_outputs_close
 from lutkan.runtime_ext import (
     SESSION_OPTION_NAMES,
-    PluginKernelError,
     live_kernels,
     make_session,
     register,
     run,
 )
-from lutkan.runtime_ext._models import decoy_function_model, export_model, random_model
 from lutkan.runtime_ext.graph import prepare
-from lutkan.testing import assert_outputs_close
+from lutkan.testing import assert_backends_agree, onnx_runner
+from lutkan.testing.inputs import adversarial_inputs, single_value_rows
+from lutkan.testing.models import random_model as _random_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,37 +53,15 @@ def last_json(proc: subprocess.CompletedProcess):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def adversarial_inputs(model, rng) -> np.ndarray:
-    """Rows hitting every layer-0 knot, both domain ends (and their float32 neighbours), far OOB,
-    NaN, +-inf, +-1e38, zero, plus random rows; each column gets its own input's special values."""
-    layer = model.layers[0]
-    n = model.n_inputs
-    cols = []
-    for c in range(n):
-        users = np.nonzero(np.asarray(model.input_id) == c)[0]
-        kn = layer.knots[users[0]] if users.size else np.array([-1.0, 1.0], np.float32)
-        lo, hi = np.float32(kn[0]), np.float32(kn[-1])
-        special = np.concatenate([
-            kn, [np.nextafter(lo, np.float32(-np.inf)), np.nextafter(lo, np.float32(np.inf)),
-                 np.nextafter(hi, np.float32(-np.inf)), np.nextafter(hi, np.float32(np.inf)),
-                 lo - 100, hi + 100, -1e6, 1e6, np.nan, np.inf, -np.inf, 1e38, -1e38, 0.0,
-                 0.5 * (lo + hi)]]).astype(np.float32)
-        cols.append(special)
-    m = max(len(c) for c in cols)
-    rows = np.stack([np.resize(np.roll(c, j), m) for j, c in enumerate(cols)], axis=1)
-    # one row per special value with everything else ordinary, so NaN/inf do not mask the rest
-    calm = []
-    for c in range(n):
-        for v in cols[c]:
-            r = np.zeros(n, np.float32)
-            r[c] = v
-            calm.append(r)
-    rand = rng.normal(0, 2.0, (16, n)).astype(np.float32)
-    return np.concatenate([rows, np.stack(calm), rand]).astype(np.float32)
+def random_model(width=(4, 3, 2), options=None, **kw):
+    """The plugin tests' models: non-uniform knot rows, ~10% pruned edges, identity input_id unless given."""
+    return _random_model(width, options, **{"knots": "nonuniform", "masked": 0.1, "input_id": "sorted", **kw})
 
 
-def _sessions(onnx_model):
-    return make_session(onnx_model, intra_op_num_threads=1)
+def probe(model, seed) -> np.ndarray:
+    """One adversarial value per row (every knot, knot +-1 ulp, domain end and neighbour, far OOB and
+    special value of every column, the rest mid-domain), then a random adversarial mix."""
+    return np.concatenate([single_value_rows(model), adversarial_inputs(model, 64, seed=seed)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,32 +75,37 @@ def test_forms_match_reference(scheme, interp, boundary, oob):
     opts = ContractOptions(L=9, scheme=scheme, interp=interp, boundary=boundary, oob=oob)
     seed = SCHEMES.index(scheme) * 100 + INTERPS.index(interp) * 10 + BOUNDARIES.index(boundary) * 3 + \
         OOB_POLICIES.index(oob)
-    model = random_model((4, 3, 2), options=opts, G=3, k=2, seed=seed, zero_width_row=(seed % 2 == 0))
-    x = adversarial_inputs(model, np.random.default_rng(seed))
-    ref = NumpyEvaluator(model)(x)
-    for form in ("custom", "function"):
-        om = export_model(model, form)
-        y = run(_sessions(om), x)
-        assert_outputs_close(y, ref, rel=1e-5, what=f"{form} form + plugin")
-    for form in ("function", "standard"):
-        y = run(make_session(export_model(model, form), plugin=False, intra_op_num_threads=1), x)
-        assert_outputs_close(y, ref, rel=1e-5, what=f"{form} form, plain onnxruntime")
+    model = random_model((4, 3, 2), opts, G=3, k=2, seed=seed, zero_width=int(seed % 2 == 0))
+    # custom and function forms with the plugin, function and standard forms in plain onnxruntime (and the rest)
+    assert_backends_agree(model, probe(model, seed), rel=1e-5, what=str(opts))
 
 
 @pytest.mark.parametrize("base_fun", BASE_FUNS)
 def test_base_funs_input_id_mult_nodes(base_fun):
     opts = ContractOptions(L=16, scheme="uint8", oob="extrapolate")
-    model = random_model((3, 5, 2), options=opts, seed=7, base_fun=base_fun, input_id=[4, 0, 2], n_inputs=5,
-                         mult=True)
+    model = random_model((3, 5, 2), opts, seed=7, base_fun=base_fun, input_id=[4, 0, 2], n_inputs=5,
+                         mult_groups={0: (2,), 1: (2,)})
     assert model.layers[0].mult_groups == (2,)
-    x = adversarial_inputs(model, np.random.default_rng(1))
-    ref = NumpyEvaluator(model)(x)
-    for form in ("custom", "function", "standard"):  # standard: no LUTKanEdge node, plugin is a no-op
-        assert_outputs_close(run(_sessions(export_model(model, form)), x), ref, rel=1e-5, what=form)
+    x = probe(model, 1)
+    assert_backends_agree(model, x, rel=1e-5, what=base_fun)
+    # standard form in a plugin session: no LUTKanEdge node, the plugin is a no-op
+    y = onnx_runner(export(model, "standard"), "plugin")(x)
+    assert_outputs_close(y, NumpyEvaluator(model)(x), rel=1e-5, what="standard + plugin")
+
+
+def decoy_function_model(model) -> onnx.ModelProto:
+    """The real function-form export with its LUTKanEdge body replaced by a wrong one (``MatMul(X, EdgeMask)``)."""
+    om = export(model, "function")
+    (f,) = om.functions
+    del f.node[:]
+    del f.value_info[:]
+    f.node.append(helper.make_node("MatMul", ["X", "EdgeMask"], ["Y"]))
+    onnx.checker.check_model(om)
+    return om
 
 
 def test_plugin_replaces_function_body():
-    """The stand-in's function body is a decoy (MatMul): only the plugin kernel gives the reference."""
+    """The function body is a decoy (MatMul): only the plugin kernel gives the reference."""
     model = random_model((4, 3, 2), seed=3)
     om = decoy_function_model(model)
     x = np.random.default_rng(0).normal(0, 1, (8, 4)).astype(np.float32)
@@ -131,8 +116,8 @@ def test_plugin_replaces_function_body():
 
 
 def test_rewrite_in_memory_only(tmp_path):
-    model = random_model((4, 3, 2), seed=4, options=ContractOptions(scheme="uint8"))
-    om = export_model(model, "function")
+    model = random_model((4, 3, 2), ContractOptions(scheme="uint8"), seed=4)
+    om = export(model, "function")
     path = tmp_path / "m.onnx"
     onnx.save(om, path)
     before = path.read_bytes()
@@ -158,7 +143,7 @@ def test_registry_released_with_session():
     import gc
 
     model = random_model((4, 3, 2), seed=5)
-    om = export_model(model, "custom")
+    om = export(model, "custom")
     gc.collect()
     base = live_kernels()
     sess = make_session(om)
@@ -172,7 +157,7 @@ def test_registry_released_with_session():
 # Options
 
 def test_session_options_and_errors():
-    om = export_model(random_model((4, 3, 2), seed=6), "custom")
+    om = export(random_model((4, 3, 2), seed=6), "custom")
     sess = make_session(om, intra_op_num_threads=1, inter_op_num_threads=1,
                         graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
                         config={"session.intra_op.allow_spinning": "0"})
@@ -197,7 +182,7 @@ def test_register_idempotent():
     so = register()
     assert register(so) is so
     assert so.get_session_config_entry("lutkan.runtime_ext.registered") == "1"
-    om = export_model(random_model((4, 3, 2), seed=6), "custom")
+    om = export(random_model((4, 3, 2), seed=6), "custom")
     sess = make_session(om, sess_options=so)
     x = np.zeros((2, 4), np.float32)
     assert run(sess, x).shape == (2, 2)
@@ -248,7 +233,7 @@ def test_unreadable_model(tmp_path):
 @pytest.fixture(scope="module")
 def small_session():
     model = random_model((4, 3, 2), seed=8)
-    return model, make_session(export_model(model, "custom"), intra_op_num_threads=1)
+    return model, make_session(export(model, "custom"), intra_op_num_threads=1)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -285,9 +270,10 @@ from onnx import helper
 from lutkan.contract import ContractOptions
 from lutkan.runtime_ext import make_session, run, kernel_errors, PluginKernelError
 from lutkan.runtime_ext import pyop
-from lutkan.runtime_ext._models import random_model, export_model
-model = random_model((4, 3, 2), seed=9)
-om = export_model(model, "custom")
+from lutkan.exporter import export
+from lutkan.testing.models import random_model
+model = random_model((4, 3, 2), seed=9, knots="nonuniform", masked=0.1, input_id="sorted")
+om = export(model, "custom")
 """
 
 
@@ -428,9 +414,9 @@ MALFORMED = {
 @pytest.fixture(scope="module")
 def malformed_results(tmp_path_factory):
     d = tmp_path_factory.mktemp("malformed")
-    model = random_model((4, 3, 2), seed=10, options=ContractOptions(scheme="int8"))
+    model = random_model((4, 3, 2), ContractOptions(scheme="int8"), seed=10)
     for case, (edit, _) in MALFORMED.items():
-        m = export_model(model, "custom")  # initializers kan0.knots, kan0.table, ...
+        m = export(model, "custom")  # initializers kan0.knots, kan0.table, ...
         edit(m)
         (d / f"{case}.onnx").write_bytes(m.SerializeToString())
     proc = run_isolated(f"""

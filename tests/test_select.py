@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from lutkan.cli import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_FAILED, main
 from lutkan.compiler.select import SelectionError, candidate_order, select_options
 from lutkan.errors import LutKanError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import error_over_std
+from lutkan.metrics import error_over_std
 
 pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] extra")
 

@@ -29,9 +29,9 @@ from lutkan.bench.zoo import BenchModel, layer_domains, random_model, torch_forw
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
+from lutkan.metrics import compare_outputs, error_over_std
 from lutkan.reporting import f1, predict
 from lutkan.source import base_function
-from lutkan.testing import compare_outputs, error_over_std
 
 CONTROLLED_WIDTH = [10, 8]
 CONTROLLED_GRID = 8

@@ -76,7 +76,7 @@ def environment(threads: dict | None = None) -> dict:
     except AttributeError:
         affinity = os.cpu_count()
     env = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **_cpuinfo(),
         "logical_cpus": os.cpu_count(),
         "cpus_usable": affinity,

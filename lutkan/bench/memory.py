@@ -58,7 +58,7 @@ def static_rows(bm, compile_fn, grid: list[tuple[int, str]]) -> list[dict]:
         cols = dict(model=bm.name, L=L, scheme=scheme, unit="bytes")
         tb = lut.table_bytes()
         dense = [4 * layer.in_dim * layer.n_segments * L * layer.out_dim for layer in lut.layers]
-        for l, (b, d) in enumerate(zip(tb, dense)):
+        for l, (b, d) in enumerate(zip(tb, dense, strict=True)):
             rows.append(row("memory", "lut_table_bytes", b, contender=f"layer{l}", **cols))
             rows.append(row("memory", "lut_runtime_dense_bytes", d, contender=f"layer{l}", **cols))
         rows.append(row("memory", "lut_table_bytes", sum(tb), contender="total", **cols))
@@ -103,7 +103,7 @@ def rss_rows(bm, probes: dict[str, tuple[str, Path]], batch: int, n_inputs: int,
         except OSError as e:
             rows.append(skipped("memory", f"probe failed to start: {e}", status="failed", metric="rss_peak_run_mib",
                                 **cols))
-    for name, (proc, cols) in procs.items():
+    for proc, cols in procs.values():
         try:
             out, err = proc.communicate(timeout=timeout)
             rec = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else None

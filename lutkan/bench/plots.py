@@ -42,7 +42,7 @@ def error_vs_L(results: dict, path: Path) -> Path | None:
     if not interps:
         return None
     fig, axes = plt.subplots(1, len(interps), figsize=(5.2 * len(interps), 4.0), squeeze=False, sharey=True)
-    for ax, interp in zip(axes[0], interps):
+    for ax, interp in zip(axes[0], interps, strict=True):
         for i, scheme in enumerate(sorted({t["scheme"] for t in table})):
             color = f"C{i}"
             for metric, style in (("max_abs_err", "-o"), ("mae", "--s")):
@@ -51,9 +51,9 @@ def error_vs_L(results: dict, path: Path) -> Path | None:
                              and t["input_set"] == "in_domain" and t["reference"] == "float64")
                 if not pts:
                     continue
-                xs, ys, es = zip(*pts)
+                xs, ys, es = zip(*pts, strict=True)
                 es = [e if isinstance(e, float) and e == e else 0.0 for e in es]
-                lower = [min(e, 0.9 * y) for e, y in zip(es, ys)]  # a log axis cannot show y - e <= 0
+                lower = [min(e, 0.9 * y) for e, y in zip(es, ys, strict=True)]  # a log axis cannot show y - e <= 0
                 ax.errorbar(xs, ys, yerr=[lower, es], fmt=style, color=color, ms=4, capsize=2,
                             label=f"{scheme} {'max abs' if metric == 'max_abs_err' else 'MAE'}")
         ax.set_xscale("log", base=2)
@@ -74,13 +74,13 @@ def latency_vs_batch(results: dict, path: Path) -> Path | None:
     if not table:
         return None
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), 4.2), squeeze=False)
-    for ax, (title, names) in zip(axes[0], PANELS):
+    for ax, (title, names) in zip(axes[0], PANELS, strict=True):
         for i, name in enumerate(names):
             pts = sorted((t["batch"], t["median_ms"], t["q1_ms"], t["q3_ms"]) for t in table if t["contender"] == name)
             if not pts:
                 continue
-            b, m, q1, q3 = zip(*pts)
-            ax.errorbar(b, m, yerr=[[mm - a for mm, a in zip(m, q1)], [c - mm for mm, c in zip(m, q3)]],
+            b, m, q1, q3 = zip(*pts, strict=True)
+            ax.errorbar(b, m, yerr=[[mm - a for mm, a in zip(m, q1, strict=True)], [c - mm for mm, c in zip(m, q3, strict=True)]],
                         fmt="-o", ms=3.5, capsize=2, color=f"C{i}", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")

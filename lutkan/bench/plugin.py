@@ -11,8 +11,7 @@ untimed re-warm call), median of many calls:
 * ``plugin run()``: the validated ``lutkan.runtime_ext.run``;
 * ``plugin kernel_threads=2``: batches >= 256 rows split over 2 threads (opt-in; not counted in
   the ratio columns, which compare single-threaded contenders);
-* ``plain function`` / ``plain standard``: onnxruntime without the plugin (needs
-  ``lutkan.exporter``; skipped otherwise).
+* ``plain function`` / ``plain standard``: onnxruntime without the plugin.
 
 ``--threads`` adds a throughput table: T Python threads sharing one plugin session at batch
 4096 (the kernel releases the GIL while it runs, so 2 threads can use 2 cores).
@@ -36,31 +35,26 @@ CALLS = {1: 3000, 64: 600, 4096: 40}
 
 
 def build(seed: int = 0):
-    from lutkan.runtime_ext._models import random_model
+    from lutkan.testing.models import random_model
 
-    return random_model((78, 32, 16, 1), options=ContractOptions(L=64, scheme="int8"), G=5, k=3, seed=seed,
-                        affine=False)
+    return random_model((78, 32, 16, 1), ContractOptions(L=64, scheme="int8"), G=5, k=3, seed=seed,
+                        knots="nonuniform", masked=0.1, affine=False, input_id="sorted")
 
 
 def contenders(model) -> dict:
     from lutkan.evaluators.numba_eval import NumbaEvaluator
+    from lutkan.exporter import export
     from lutkan.runtime_ext import make_session, run
-    from lutkan.runtime_ext._models import export_model, exporter_available
 
     out = {"numba": NumbaEvaluator(model)}
-    sess = make_session(export_model(model, "custom"), intra_op_num_threads=1)
+    sess = make_session(export(model, "custom"), intra_op_num_threads=1)
     out["plugin sess.run"] = lambda x, s=sess: s.run(None, {"x": x})[0]
     out["plugin run()"] = lambda x, s=sess: run(s, x)
-    sess2 = make_session(export_model(model, "custom"), intra_op_num_threads=1, kernel_threads=2)
+    sess2 = make_session(export(model, "custom"), intra_op_num_threads=1, kernel_threads=2)
     out["plugin kernel_threads=2"] = lambda x, s=sess2: s.run(None, {"x": x})[0]
-    if exporter_available():
-        for form in ("function", "standard"):
-            try:
-                plain = make_session(export_model(model, form), plugin=False, intra_op_num_threads=1)
-            except Exception as e:  # noqa: BLE001 - an exporter form may not exist yet
-                print(f"(plain {form} form skipped: {type(e).__name__}: {e})")
-                continue
-            out[f"plain {form}"] = lambda x, s=plain: s.run(None, {"x": x})[0]
+    for form in ("function", "standard"):
+        plain = make_session(export(model, form), plugin=False, intra_op_num_threads=1)
+        out[f"plain {form}"] = lambda x, s=plain: s.run(None, {"x": x})[0]
     return out
 
 
@@ -104,8 +98,8 @@ def speed_table(results: dict[int, dict]) -> str:
 
 def threads_table(model, rng: np.random.Generator, scale: float) -> str:
     """Calls/s of 1, 2 and 4 Python threads sharing one plugin session at batch 4096."""
+    from lutkan.exporter import export as export_model
     from lutkan.runtime_ext import make_session
-    from lutkan.runtime_ext._models import export_model
 
     sess = make_session(export_model(model, "custom"), intra_op_num_threads=1)
     x = rng.normal(0, 1.5, (4096, 78)).astype(np.float32)

@@ -74,7 +74,7 @@ def _quiet():
         try:
             yield
         finally:
-            for lg, lvl in zip(loggers, levels):
+            for lg, lvl in zip(loggers, levels, strict=True):
                 lg.setLevel(lvl)
 
 

@@ -72,18 +72,15 @@ def _clean(v: Any) -> Any:
 
 
 def optional(module: str, *names: str):
-    """Import ``module`` (and check it defines ``names``); return (module, None) or (None, reason).
-
-    Used for components of lutkan that may not be present in this tree yet, and for optional
-    third-party packages (torch, pykan): the caller records the reason in a skipped row.
-    """
+    """Import an optional third-party package (torch, pykan) and check it defines ``names``; return
+    (module, None) or (None, reason): the caller records the reason in a skipped row."""
     try:
         mod = importlib.import_module(module)
-    except Exception as e:  # noqa: BLE001 - any import failure is a reason to skip, recorded verbatim
+    except ImportError as e:
         return None, f"{module} is not available ({type(e).__name__}: {e})"
     missing = [n for n in names if not hasattr(mod, n)]
     if missing:
-        return None, f"{module} does not define {', '.join(missing)} yet"
+        return None, f"{module} does not define {', '.join(missing)}"
     return mod, None
 
 

@@ -44,12 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lutkan.bench.rows import optional, row, skipped
+from lutkan.bench.rows import row, skipped
 from lutkan.bench.timing import measure_interleaved, paired_ratio
 from lutkan.bench.zoo import BenchModel
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
-from lutkan.testing import compare_outputs
+from lutkan.testing import assert_backends_agree
 
 GATE_RTOL = 1e-3
 GATE_ROWS = 64
@@ -92,11 +92,10 @@ def _torch_call(model) -> Callable[[np.ndarray], np.ndarray]:
     return f
 
 
-def _bspline(bm: BenchModel) -> tuple[list[Contender], str | None]:
-    mod, why = optional("lutkan.evaluators.bspline", "BSplineModel")
-    if mod is None:
-        return [], why
-    bs = mod.BSplineModel(bm.src, dtype=np.float32)
+def _bspline(bm: BenchModel) -> list[Contender]:
+    from lutkan.evaluators.bspline import BSplineModel
+
+    bs = BSplineModel(bm.src, dtype=np.float32)
     out = []
     for backend in ("numpy", "numba"):
         for method in ("naive", "strong"):
@@ -104,7 +103,7 @@ def _bspline(bm: BenchModel) -> tuple[list[Contender], str | None]:
                 return bs.forward(x, backend=b, method=m)
 
             out.append(Contender(f"bspline-{method}-{backend}", backend, f"honest-{backend}", f, "float64"))
-    return out, None
+    return out
 
 
 def _pykan_contenders(p, bm: BenchModel, art: Path, extra: list[dict]) -> list[Contender]:
@@ -112,17 +111,14 @@ def _pykan_contenders(p, bm: BenchModel, art: Path, extra: list[dict]) -> list[C
     live, why = bm.pykan()
     if live is None:
         return [Contender(n, "torch", "deployment", None, "float64", reason=why) for n in names]
-    po, why = optional("lutkan.bench.pykan_onnx", "export_pykan_onnx", "make_pykan_session", "prepare_for_export")
+    from lutkan.bench import pykan_onnx as po
+
     out = []
     asis = copy.deepcopy(live)
     asis.eval()
     flags = (f"as loaded: symbolic_enabled={getattr(asis, 'symbolic_enabled', '?')}, "
              f"save_act={getattr(asis, 'save_act', '?')}")
-    if po is not None:
-        fast = po.prepare_for_export(live)
-    else:
-        fast = copy.deepcopy(live).speed()
-        fast.eval()
+    fast = po.prepare_for_export(live)
     out.append(Contender("pykan-torch-speed", "torch", "deployment", _torch_call(fast), "float64",
                          note="after speed(), no_grad"))
     out.append(Contender("pykan-torch-asis", "torch", "deployment", _torch_call(asis), "float64", note=flags))
@@ -134,9 +130,6 @@ def _pykan_contenders(p, bm: BenchModel, art: Path, extra: list[dict]) -> list[C
                              note="pykan's construction defaults: symbolic_enabled=True, save_act=True"))
     for exporter in p.pykan_exporters:
         name = f"pykan-onnx-{exporter}-ort"
-        if po is None:
-            out.append(Contender(name, "onnxruntime", "deployment", None, "float64", reason=why))
-            continue
         path = art / f"{bm.name}-pykan-{exporter}.onnx"
         try:
             t0 = time.perf_counter()
@@ -154,16 +147,14 @@ def _pykan_contenders(p, bm: BenchModel, art: Path, extra: list[dict]) -> list[C
 
 def _onnx_contenders(p, bm: BenchModel, lut, art: Path, extra: list[dict]) -> list[Contender]:
     wanted = [(f, False) for f in p.lut_forms_plain] + [(f, True) for f in p.lut_forms_plugin]
-    exp, why_e = optional("lutkan.exporter", "export")
-    rt, why_r = optional("lutkan.runtime_ext", "make_session")
+    from lutkan import exporter as exp
+    from lutkan import runtime_ext as rt
+
     out = []
     protos = {}
     for form, plugin in wanted:
         name = f"lut-onnx-{form}-{'plugin' if plugin else 'ort'}"
         backend = "onnxruntime+plugin" if plugin else "onnxruntime"
-        if exp is None or rt is None:
-            out.append(Contender(name, backend, "deployment", None, "lut-numpy", reason=why_e or why_r))
-            continue
         try:
             if form not in protos:
                 t0 = time.perf_counter()
@@ -192,12 +183,7 @@ def contenders(p, bm: BenchModel, lut, art: Path) -> tuple[list[Contender], list
           Contender("lut-numba", "numba", "honest-numba", nb, "lut-numpy")]
     cs.append(Contender("lut-numba-layered", "numba", "honest-numba", nb.forward_layers, "lut-numpy",
                         note="diagnostic: the same kernels called one layer at a time from Python"))
-    bs, why = _bspline(bm)
-    if why:
-        cs += [Contender(f"bspline-{m}-{b}", b, f"honest-{b}", None, "float64", reason=why)
-               for b in ("numpy", "numba") for m in ("naive", "strong")]
-    else:
-        cs += bs
+    cs += _bspline(bm)
     if p.deployment and p.pykan_torch:
         cs += _pykan_contenders(p, bm, art, extra)
     elif p.deployment:
@@ -227,11 +213,11 @@ def gate(cs: list[Contender], bm: BenchModel, lut_ref: np.ndarray, f64_ref: np.n
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                y = np.asarray(c.fn(x), dtype=np.float64)
-            st = compare_outputs(y, ref)
-            tol = GATE_RTOL * max(1.0, st["ref_max_abs"])
-            ok = st["max_abs"] <= tol and st["extreme_mismatch"] == 0
-            why = "" if ok else f"gate failed: max abs {st['max_abs']:.3g} > {tol:.3g} vs {c.reference}"
+                st = assert_backends_agree(None, x, runners={c.name: c.fn}, reference=ref, rel=GATE_RTOL,
+                                           what=f"speed gate vs {c.reference}", dtype=None)[c.name]
+            ok, why = True, ""
+        except AssertionError as e:
+            st, ok, why = {"max_abs": ""}, False, f"gate failed: {e}"
         except Exception as e:  # noqa: BLE001 - recorded
             st, ok, why = {"max_abs": ""}, False, f"gate raised {type(e).__name__}: {e}"
         r = row("speed_gate", "max_abs_err", st["max_abs"], contender=c.name, backend=c.backend,
@@ -275,7 +261,7 @@ def speed_study(p, bm: BenchModel, lut, art: Path, tick: Callable[[str], None] =
             cell = [cn for cn in timed if cn.group == group]
             if not cell:
                 continue
-            fns = {cn.name: (lambda f=cn.fn: f(x)) for cn in cell}
+            fns = {cn.name: (lambda f=cn.fn, x=x: f(x)) for cn in cell}
             budgets = {cn.name: p.essential_budget_s if essential(cn.name, batch, top) else p.cell_budget_s
                        for cn in cell}
             res.update(measure_interleaved(fns, min_repeats=p.min_repeats, min_time=p.min_time,

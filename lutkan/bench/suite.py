@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from lutkan.bench import accuracy, memory, speed
 from lutkan.bench.env import environment
-from lutkan.bench.rows import optional, row, skipped
+from lutkan.bench.rows import row, skipped
 from lutkan.bench.timing import pinned_threads
 from lutkan.bench.zoo import BenchModel, checkpoint_paths, load_checkpoint, random_model
+from lutkan.exporter import export
 
 SCHEMA = "lutkan-bench/1"
 ALL_CELLS = (("closed", "clip"), ("closed", "zero"), ("half_open", "clip"), ("half_open", "zero"),
@@ -116,12 +117,7 @@ SMOKE = Profile(
 PROFILES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 COMPONENTS = (
-    ("lutkan.compiler.pykan", ("load_source", "build_pykan_model", "pykan_forward"), "reading checkpoints"),
-    ("lutkan.evaluators.bspline", ("BSplineModel",), "B-spline baselines"),
-    ("lutkan.exporter", ("export",), "our ONNX forms"),
-    ("lutkan.runtime_ext", ("make_session",), "onnxruntime sessions and the plugin"),
-    ("lutkan.bench.pykan_onnx", ("export_pykan_onnx",), "PyKAN via torch.onnx.export"),
-    ("torch", (), "pykan forward"),
+    ("torch", (), "pykan forward, reading checkpoints, PyKAN via torch.onnx.export"),
     ("kan", ("KAN",), "pykan models"),
     ("matplotlib", (), "plots"),
 )
@@ -148,31 +144,23 @@ class Progress:
 
 
 def _component_rows() -> list[dict]:
-    """Which parts of lutkan and which optional packages this run can use (third-party packages are
-    looked up without importing them: importing pykan alone takes seconds)."""
+    """Which optional packages this run can use (looked up without importing them: importing pykan alone
+    takes seconds)."""
     import importlib.util
     from importlib import metadata
 
     rows = []
-    for mod, names, what in COMPONENTS:
-        if not mod.startswith("lutkan"):
-            dist = {"kan": "pykan"}.get(mod, mod)
-            if importlib.util.find_spec(mod) is None:
-                rows.append(skipped("deps", f"{mod} is not installed (needed for: {what})", metric="available",
-                                    contender=mod))
-            else:
-                try:
-                    ver = metadata.version(dist)
-                except metadata.PackageNotFoundError:
-                    ver = "n/a"
-                rows.append(row("deps", "available", 1, contender=mod, note=f"{what}; version {ver}"))
+    for mod, _names, what in COMPONENTS:
+        dist = {"kan": "pykan"}.get(mod, mod)
+        if importlib.util.find_spec(mod) is None:
+            rows.append(skipped("deps", f"{mod} is not installed (needed for: {what})", metric="available",
+                                contender=mod))
             continue
-        m, why = optional(mod, *names)
-        if m is None:
-            rows.append(skipped("deps", f"{why} (needed for: {what})", metric="available", contender=mod))
-        else:
-            rows.append(row("deps", "available", 1, contender=mod, note=f"{what}; "
-                            f"version {getattr(m, '__version__', 'n/a')}"))
+        try:
+            ver = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            ver = "n/a"
+        rows.append(row("deps", "available", 1, contender=mod, note=f"{what}; version {ver}"))
     return rows
 
 
@@ -300,14 +288,9 @@ def _memory(p: Profile, sm: BenchModel, lut, compile_fn, art: Path) -> list[dict
     files = {"lutkan-artifact": lutkan_path}
     for form in ("function", "standard", "custom"):
         files[f"lut-onnx-{form}"] = art / f"{tag}-{form}.onnx"
-    exp, _ = optional("lutkan.exporter", "export")
-    if exp is not None:
-        for form in ("function", "standard", "custom"):
-            if not files[f"lut-onnx-{form}"].is_file():
-                try:
-                    files[f"lut-onnx-{form}"].write_bytes(exp.export(lut, form=form).SerializeToString())
-                except Exception:  # noqa: BLE001 - file_rows records the missing file
-                    pass
+    for form in ("function", "standard", "custom"):
+        if not files[f"lut-onnx-{form}"].is_file():
+            files[f"lut-onnx-{form}"].write_bytes(export(lut, form=form).SerializeToString())
     for e in ("dynamo", "legacy"):
         if e in p.pykan_exporters:
             files[f"pykan-onnx-{e}"] = art / f"{sm.name}-pykan-{e}.onnx"

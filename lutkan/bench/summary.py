@@ -98,7 +98,7 @@ def controlled_summary(rows: list[dict]) -> dict:
     keys = ("scheme", "interp", "L", "input_set", "reference", "metric")
     table = []
     for k, vals in sorted(_group(rs, keys).items(), key=lambda kv: _sort_key(kv[0])):
-        table.append(dict(zip(keys, k), **mean_ci(vals)))
+        table.append(dict(zip(keys, k, strict=True), **mean_ci(vals)))
     tab = _group(select(rows, study="accuracy_controlled", metric="max_tab_error"), ("scheme", "interp", "L"))
     floors = []
     for scheme in sorted({t["scheme"] for t in table}):
@@ -178,7 +178,7 @@ def robustness_summary(rows: list[dict]) -> list[dict]:
         cells[cell]["n_seeds"] = st["n"]
     out = []
     for cell in sorted(cells, key=_sort_key):
-        out.append(dict(zip(keys[:5], cell), **cells[cell]))
+        out.append(dict(zip(keys[:5], cell, strict=True), **cells[cell]))
     return out
 
 

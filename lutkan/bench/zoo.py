@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from lutkan.bench.rows import optional
-from lutkan.source import SourceLayer, SourceModel
-
-COEF_STD_TRAINED = 0.5
-PYKAN_NOISE_SCALE = 0.3
+from lutkan.source import SourceModel
+from lutkan.testing.models import random_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,44 +68,20 @@ class BenchModel:
                 if self.kind == "random":
                     self._pykan, self._pykan_reason = to_pykan(self.src)
                 else:
-                    reader, why = optional("lutkan.compiler.pykan", "build_pykan_model")
-                    if reader is None:
-                        self._pykan_reason = why
-                    else:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            self._pykan = reader.build_pykan_model(str(self.path))
+                    from lutkan.compiler.pykan import build_pykan_model
+
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        self._pykan = build_pykan_model(str(self.path))
             except Exception as e:  # noqa: BLE001 - a model pykan cannot rebuild is a recorded skip
                 self._pykan_reason = f"building the pykan model failed: {type(e).__name__}: {e}"
         return self._pykan, self._pykan_reason
 
 
-def random_source(width: list[int], grid: int, k: int, seed: int, kind: str = "trained-like") -> SourceModel:
-    """A random pykan-shaped ``SourceModel`` (see the module doc for the two kinds)."""
-    if kind not in ("trained-like", "pykan-init"):
-        raise ValueError(f"unknown random model kind {kind!r}")
-    rng = np.random.default_rng(seed)
-    h = 2.0 / grid
-    knots = np.linspace(-1 - k * h, 1 + k * h, grid + 2 * k + 1)
-    layers = []
-    for I, O in zip(width[:-1], width[1:]):
-        if kind == "trained-like":
-            coef = rng.normal(0.0, COEF_STD_TRAINED, (I, O, grid + k))
-        else:
-            coef = (rng.random((I, O, grid + k)) - 0.5) * PYKAN_NOISE_SCALE / grid
-        layers.append(SourceLayer(
-            grid=np.tile(knots, (I, 1)), coef=coef, k=k,
-            scale_base=(rng.random((I, O)) * 2 - 1) / np.sqrt(I), scale_sp=np.full((I, O), 1 / np.sqrt(I)),
-            mask=np.ones((I, O)), sym_mask=np.zeros((O, I)), sym_affine=np.zeros((O, I, 4)),
-            sym_names=tuple(tuple("0" for _ in range(I)) for _ in range(O)),
-            subnode_scale=np.ones(O), subnode_bias=np.zeros(O), node_scale=np.ones(O), node_bias=np.zeros(O),
-            n_sum=O))
-    return SourceModel(layers=tuple(layers), input_id=np.arange(width[0]), n_inputs=width[0],
-                       symbolic_enabled=False, provenance={"source": f"random {kind} seed {seed}"})
-
-
 def random_model(width: list[int], grid: int, k: int, seed: int, kind: str = "trained-like") -> BenchModel:
-    src = random_source(width, grid, k, seed, kind)
+    src = random_source(width, grid, k, seed=seed, amplitude=kind, knots="uniform", domain=(-1.0, 1.0),
+                        float32_knots=False, affine=False, input_id="sorted", symbolic_enabled=False,
+                        provenance={"source": f"random {kind} seed {seed}"})
     name = f"random-{kind}{list(width)}".replace(" ", "")
     return BenchModel(name=name, kind="random", src=src, info={"seed": seed, "grid": grid, "k": k, "kind": kind})
 
@@ -140,15 +114,11 @@ def to_pykan(src: SourceModel):
 
 
 def torch_forward(model, x: np.ndarray) -> np.ndarray:
-    """pykan's forward on float32 ``x`` (no grad), as float64 numpy. Uses lutkan.compiler.pykan's
-    ``pykan_forward`` when it exists (so the study and ``lutkan verify`` agree)."""
-    reader, _ = optional("lutkan.compiler.pykan", "pykan_forward")
-    if reader is not None:
-        return np.asarray(reader.pykan_forward(model, x), dtype=np.float64)
-    import torch
+    """pykan's forward on float32 ``x`` (no grad), as float64 numpy: ``lutkan.compiler.pykan.pykan_forward``
+    (so the study and ``lutkan verify`` agree)."""
+    from lutkan.compiler.pykan import pykan_forward
 
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).double().numpy()
+    return np.asarray(pykan_forward(model, x), dtype=np.float64)
 
 
 def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
@@ -171,13 +141,12 @@ def checkpoint_paths() -> tuple[list[tuple[str, str, Path]], list[str]]:
 
 
 def load_checkpoint(name: str, kind: str, path: Path) -> BenchModel:
-    """Read a checkpoint with ``lutkan.compiler.pykan.load_source``; raises ImportError if the reader is absent."""
-    reader, why = optional("lutkan.compiler.pykan", "load_source")
-    if reader is None:
-        raise ImportError(why)
+    """Read a checkpoint with ``lutkan.compiler.pykan.load_source``."""
+    from lutkan.compiler.pykan import load_source
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "using the latest checkpoint" for folders: the name is recorded
-        src = reader.load_source(str(path))
+        src = load_source(str(path))
     bm = BenchModel(name=name, kind=kind, src=src, path=path)
     if kind == "bundled" and (path.parent / "test_data.npz").is_file():
         with np.load(path.parent / "test_data.npz", allow_pickle=False) as d:
@@ -207,5 +176,5 @@ def layer_domains(src: SourceModel, x: np.ndarray, boundary: str = "closed") -> 
     return out
 
 
-__all__ = ["BenchModel", "COEF_STD_TRAINED", "checkpoint_paths", "layer_domains", "load_checkpoint",
-           "random_model", "random_source", "realmodels_dir", "to_pykan", "torch_forward"]
+__all__ = ["BenchModel", "checkpoint_paths", "layer_domains", "load_checkpoint",
+           "random_model", "realmodels_dir", "to_pykan", "torch_forward"]

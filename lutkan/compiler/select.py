@@ -20,7 +20,7 @@ from lutkan.artifact import LUTModel
 from lutkan.contract import SCHEMES, ContractOptions
 from lutkan.errors import LutKanError
 from lutkan.evaluators.inputs import check_input
-from lutkan.testing import error_over_std
+from lutkan.metrics import error_over_std
 
 __all__ = ["Trial", "SelectionError", "candidate_order", "select_options"]
 
@@ -31,7 +31,7 @@ DEFAULT_SCHEMES = SCHEMES  # int8, uint8, float16, float32: also the tie-break o
 class SelectionError(LutKanError):
     """No candidate meets the requested error bound (the trials are attached)."""
 
-    def __init__(self, msg: str, trials: list["Trial"]):
+    def __init__(self, msg: str, trials: list[Trial]):
         super().__init__(msg)
         self.trials = trials
 

@@ -12,10 +12,10 @@ DEFAULT_LS = (16, 32, 64, 128)
 QUICK_LS = (16, 64)
 DEFAULT_SCHEMES = ("int8", "uint8", "float16")
 FORMS = ("function", "standard", "custom")
-RUNS = {"function": ("plain", "plugin"), "standard": ("plain",), "custom": ("plugin",)}
-"""How each exported form is run: in plain onnxruntime and/or with the lutkan plugin."""
-TIMED = ("function+plain", "function+plugin", "standard+plain")
-"""The sessions whose latency is measured (custom+plugin runs the same kernel as function+plugin)."""
+RUNS = ("ort-function", "ort-standard", "plugin-function", "plugin-custom")
+"""The onnxruntime backends the demo runs and checks (names of ``lutkan.testing.BACKENDS``)."""
+TIMED = ("ort-function", "plugin-function", "ort-standard")
+"""The sessions whose latency is measured (plugin-custom runs the same kernel as plugin-function)."""
 DEFAULT_MODEL_NAME = "breast_cancer"
 #: ONNX vs NumPy reference: |onnx - numpy| <= REL_TOL * max(1, max|numpy|) (float32 rounding).
 REL_TOL = 1e-5

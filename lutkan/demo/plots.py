@@ -60,8 +60,8 @@ def _latency_plot(primary: Row, ref_lat: dict, n: int, out: Path) -> str:
 
     labels = ["pykan (torch)", "ORT function", "ORT +plugin"]
     lat = primary.latency_us
-    b1 = [ref_lat.get("pykan@1"), lat.get("function+plain@1"), lat.get("function+plugin@1")]
-    bn = [ref_lat.get("pykan@N"), lat.get("function+plain@N"), lat.get("function+plugin@N")]
+    b1 = [ref_lat.get("pykan@1"), lat.get("ort-function@1"), lat.get("plugin-function@1")]
+    bn = [ref_lat.get("pykan@N"), lat.get("ort-function@N"), lat.get("plugin-function@N")]
     fig = Figure(figsize=(8, 3.6), dpi=100)
     axes = fig.subplots(1, 2)
     for ax, vals, title in ((axes[0], b1, "batch 1"), (axes[1], bn, f"batch {n}")):

@@ -66,11 +66,11 @@ def _lat_header(n: int) -> list[str]:
 
 def _lat_cells(r: Row, ref_lat: dict) -> list[str]:
     g = r.latency_us.get
-    return [str(r.L), r.scheme, fmt_us(g("function+plain@1")), fmt_us(g("standard+plain@1")),
-            fmt_us(g("function+plugin@1")), fmt_us(g("function+plain@N")), fmt_us(g("standard+plain@N")),
-            fmt_us(g("function+plugin@N")),
-            f"{_speedup(ref_lat.get('pykan@1'), g('function+plugin@1'))} / "
-            f"{_speedup(ref_lat.get('pykan@N'), g('function+plugin@N'))}"]
+    return [str(r.L), r.scheme, fmt_us(g("ort-function@1")), fmt_us(g("ort-standard@1")),
+            fmt_us(g("plugin-function@1")), fmt_us(g("ort-function@N")), fmt_us(g("ort-standard@N")),
+            fmt_us(g("plugin-function@N")),
+            f"{_speedup(ref_lat.get('pykan@1'), g('plugin-function@1'))} / "
+            f"{_speedup(ref_lat.get('pykan@N'), g('plugin-function@N'))}"]
 
 
 def _size_header() -> list[str]:
@@ -270,8 +270,8 @@ def console_table(rows: list[Row], labelled: bool, n: int) -> str:
         else:
             c += ([fmt_pct(m["accuracy"]), f"{m['f1']:.4f}", str(m["changed"]), str(m["cm_diff"])] if labelled
                   else [fmt_pct(m["agreement"]), str(m["changed"])])
-        c += [f"{r.max_abs_err:.3g}", "ok" if r.ok else "FAIL", fmt_us(g("function+plain@1")),
-              fmt_us(g("function+plugin@1")), fmt_us(g("function+plain@N")), fmt_us(g("function+plugin@N")),
+        c += [f"{r.max_abs_err:.3g}", "ok" if r.ok else "FAIL", fmt_us(g("ort-function@1")),
+              fmt_us(g("plugin-function@1")), fmt_us(g("ort-function@N")), fmt_us(g("plugin-function@N")),
               fmt_kb(r.sizes.get("lutkan")), fmt_kb(r.sizes.get("function"))]
         cells.append(c)
     return _text_table(header, cells)

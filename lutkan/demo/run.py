@@ -225,7 +225,7 @@ def _compile_and_compare(row: Row, job: Job, write_files: bool):
     from lutkan.artifact import save, to_bytes
     from lutkan.compiler import compile_model
     from lutkan.evaluators.numpy_eval import NumpyEvaluator
-    from lutkan.testing import compare_outputs
+    from lutkan.metrics import compare_outputs
 
     t0 = time.perf_counter()
     model = compile_model(job.src, C.ContractOptions(L=row.L, scheme=row.scheme))
@@ -247,11 +247,12 @@ def _compile_and_compare(row: Row, job: Job, write_files: bool):
 
 
 def _export_and_check(row: Row, job: Job, model, y_np: np.ndarray, write_files: bool) -> dict:
-    """Export every form and run it as ``RUNS`` says; returns the sessions that ran (key ``form+mode``),
-    including those whose outputs disagree (they are timed; the row says FAIL)."""
+    """Export every form and run the ``RUNS`` backends on them; returns the sessions that ran (key: backend
+    name), including those whose outputs disagree (they are timed; the row says FAIL)."""
     from lutkan.exporter import export, save_onnx
+    from lutkan.testing.oracle import ONNX_BACKENDS
 
-    sessions = {}
+    sessions, exported = {}, {}
     for form in FORMS:
         try:
             proto = export(model, form=form)
@@ -264,35 +265,39 @@ def _export_and_check(row: Row, job: Job, model, y_np: np.ndarray, write_files: 
         except Exception as e:  # noqa: BLE001 - reported as a FAIL row, the demo goes on
             row.failures.append(f"export {form}: {type(e).__name__}: {e}")
             continue
-        for mode in RUNS[form]:
-            key = f"{form}+{mode}"
-            sess = _run_and_check(row, job, model, proto if mode == "plugin" else data, mode, key, y_np)
+        exported[form] = data
+    for key in RUNS:
+        form, engine = ONNX_BACKENDS[key]
+        if form in exported:
+            sess = _run_and_check(row, job, model, exported[form], engine, key, y_np)
             if sess is not None:
                 sessions[key] = sess
     return sessions
 
 
-def _run_and_check(row: Row, job: Job, model, onnx_model, mode: str, key: str, y_np: np.ndarray):
-    """A session for ``onnx_model`` (``plugin`` or ``plain``), its outputs checked against the NumPy
-    reference into ``row.checks[key]``; None when the session could not be made or run."""
-    from lutkan.runtime_ext import make_session, run
-    from lutkan.testing import assert_outputs_close
+def _run_and_check(row: Row, job: Job, model, onnx_model, engine: str, key: str, y_np: np.ndarray):
+    """Backend ``key`` of the oracle (``lutkan.testing``) on ``onnx_model``, checked against the NumPy
+    reference into ``row.checks[key]``; returns its session, None when it could not be made or run."""
+    from lutkan.runtime_ext import make_session
+    from lutkan.testing import assert_backends_agree
+    from lutkan.testing.oracle import onnx_runner
 
     try:
-        sess = make_session(onnx_model, plugin=(mode == "plugin"), intra_op_num_threads=job.cfg.threads)
-        y_ort = run(sess, job.data.x)
-    except Exception as e:  # noqa: BLE001
-        row.checks[key] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        row.failures.append(f"{key}: {type(e).__name__}: {e}")
-        return None
-    try:
-        st = assert_outputs_close(y_ort, y_np, rel=REL_TOL, what=f"{key} vs numpy reference")
+        runner = onnx_runner(onnx_model, engine)
+        if job.cfg.threads != 1:
+            runner.session = make_session(onnx_model, plugin=engine == "plugin", intra_op_num_threads=job.cfg.threads)
+        st = assert_backends_agree(model, job.data.x, runners={key: runner}, reference=y_np, rel=REL_TOL,
+                                   what="demo")[key]
         row.checks[key] = {"ok": True, "max_abs_vs_numpy": st["max_abs"]}
     except AssertionError as e:
         msg = f"{e}{_hidden_hint(model, job.data.x)}"
         row.checks[key] = {"ok": False, "error": msg}
         row.failures.append(f"{key}: {msg}")
-    return sess
+    except Exception as e:  # noqa: BLE001 - reported as a FAIL row, the demo goes on
+        row.checks[key] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        row.failures.append(f"{key}: {type(e).__name__}: {e}")
+        return None
+    return runner.session
 
 
 def _hidden_hint(model, x: np.ndarray) -> str:

@@ -108,7 +108,7 @@ class _Layer:
         self.n_nodes = layer.n_nodes
         self.sym_edges: list[tuple[int, int]] = []
         if symbolic_enabled:
-            for j, i in zip(*np.nonzero(layer.sym_mask)):
+            for j, i in zip(*np.nonzero(layer.sym_mask), strict=True):
                 symbolic_function(layer.sym_names[j][i], where=f"edge ({i}, {j}): ")  # fail early
                 self.sym_edges.append((int(i), int(j)))
         self.base_code = BASE_CODES[base_fun]

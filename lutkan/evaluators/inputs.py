@@ -7,7 +7,6 @@ import numpy as np
 from lutkan.errors import InputError
 
 
-
 def check_input(x: object, n_inputs: int, *, name: str = "x", dtype=np.float32) -> np.ndarray:
     """Return ``x`` as a C-contiguous ``dtype`` (float32 unless told) (N, n_inputs) array, or raise InputError.
 

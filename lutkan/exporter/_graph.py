@@ -144,7 +144,7 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
         h = "x_selected"
         infos.append(_value(h, ii.size))
     n_layers = len(model.layers)
-    for l, (layer, tables) in enumerate(zip(model.layers, model_tables(model))):
+    for l, (layer, tables) in enumerate(zip(model.layers, model_tables(model), strict=True)):
         names, layer_inits = layer_inputs(tables, l, h)
         inits += layer_inits
         out = OUTPUT_NAME if l == n_layers - 1 else f"h{l + 1}"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from lutkan.custom_ops.schema import OP_VERSION, TARGET_OPSET
 
+__all__ = ["DOMAIN_VERSION", "FORMAT_VERSION", "IR_VERSION", "METADATA_KEYS", "PRODUCER_NAME", "TARGET_OPSET",
+           "producer_version"]
+
 IR_VERSION = 10
 DOMAIN_VERSION = OP_VERSION
 

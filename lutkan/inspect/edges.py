@@ -40,19 +40,19 @@ def edge_errors(model: LUTModel, src, *, per_interval: int = 4) -> list[dict]:
     the reference is the source's float64 edge function at the same (float32) points.
     """
     from lutkan.evaluators.numpy_eval import eval_layer
-    from lutkan.tables import model_tables
     from lutkan.source import base_function, bspline_basis
+    from lutkan.tables import model_tables
 
     if len(src.layers) != len(model.layers):
         raise LutKanError(f"the source has {len(src.layers)} layers but the model has {len(model.layers)}: "
                           f"--source is not the model this artifact was compiled from")
     rows = []
-    for l, (layer, p, sl) in enumerate(zip(model.layers, model_tables(model), src.layers)):
+    for l, (layer, p, sl) in enumerate(zip(model.layers, model_tables(model), src.layers, strict=True)):
         if (sl.in_dim, sl.out_dim) != (layer.in_dim, layer.out_dim):
             raise LutKanError(f"layer {l}: source is {sl.in_dim}x{sl.out_dim} but the model is "
                               f"{layer.in_dim}x{layer.out_dim}: --source does not match the model")
         L = p.L
-        tab_err = {(int(i), int(j)): float(e) for i, j, e in zip(layer.edge_src, layer.edge_dst, layer.tab_error)}
+        tab_err = {(int(i), int(j)): float(e) for i, j, e in zip(layer.edge_src, layer.edge_dst, layer.tab_error, strict=True)}
         for i in sorted({int(v) for v in layer.edge_src}):
             x = _grid_points(p.knots[i], L, per_interval)
             got = eval_layer(p.input_slice(i), x[:, None]).astype(np.float64)

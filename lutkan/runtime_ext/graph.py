@@ -195,12 +195,12 @@ def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: se
     if not _N_REQUIRED <= n_in <= len(INPUTS):
         raise OnnxModelError(f"{where}: LUTKanEdge takes {_N_REQUIRED}-{len(INPUTS)} inputs "
                              f"({', '.join(INPUTS)}), got {n_in}")
-    for role, name in zip(INPUTS[:_N_REQUIRED], node.input):
+    for role, name in zip(INPUTS[:_N_REQUIRED], node.input, strict=False):  # the optional ones are checked below
         if not name:
             raise OnnxModelError(f"{where}: required input {role} is empty")
     attrs = _node_attrs(where, node)
     arrs: dict = {}
-    for role, name in zip(INPUTS[1:], list(node.input[1:]) + [""] * (len(INPUTS) - n_in)):
+    for role, name in zip(INPUTS[1:], list(node.input[1:]) + [""] * (len(INPUTS) - n_in), strict=True):
         arrs[role] = _table_array(where, role, name, scope, overridable) if name else None
     I, O = _check_tensors(where, arrs, attrs["L"])
     return tables_from_op(arrs, attrs), attrs, I, O

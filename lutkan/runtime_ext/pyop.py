@@ -55,7 +55,7 @@ _ortx = _import_ortx()
 PyCustomOpDef, get_library_path, onnx_op = _ortx.PyCustomOpDef, _ortx.get_library_path, _ortx.onnx_op
 Opdef = _ortx.Opdef
 
-from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
+from lutkan.custom_ops.schema import DOMAIN, OP_TYPE  # noqa: E402 - after the torch-free ortx import above
 
 __all__ = ["KernelEntry", "add_kernel", "get_kernel", "kernel_errors", "library_path", "live_kernels",
            "new_key", "release_kernels", "error_total"]
@@ -217,7 +217,7 @@ def _split_call(e: KernelEntry, x: np.ndarray) -> np.ndarray:
     out = np.empty((n, e.out_dim), dtype=np.float32)
     parts = min(e.threads, n // (SPLIT_MIN_ROWS // 2))
     bounds = [n * i // parts for i in range(parts + 1)]
-    futs = [_pool(e.threads - 1).submit(e.kernel, x[a:b], out[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])]
+    futs = [_pool(e.threads - 1).submit(e.kernel, x[a:b], out[a:b]) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
     try:
         e.kernel(x[: bounds[1]], out[: bounds[1]])
     finally:

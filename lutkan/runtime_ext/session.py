@@ -10,11 +10,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-# Defines the PyOp and installs the fast hook: must precede every register_custom_ops_library call.
-from lutkan.runtime_ext import pyop
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
 from lutkan.errors import InputError, LutKanError, OnnxModelError
 from lutkan.evaluators.inputs import check_input
+
+# Defines the PyOp and installs the fast hook: must precede every register_custom_ops_library call.
+from lutkan.runtime_ext import pyop
 from lutkan.runtime_ext.graph import prepare, read_model
 
 __all__ = ["make_session", "run", "register", "session_options", "SESSION_OPTION_NAMES", "PluginKernelError"]
@@ -33,7 +34,7 @@ class PluginKernelError(LutKanError):
 
 
 # Per-session facts for run(): keys of its kernels, input name and width. Keyed weakly by session.
-_INFO: "weakref.WeakKeyDictionary[ort.InferenceSession, dict]" = weakref.WeakKeyDictionary()
+_INFO: weakref.WeakKeyDictionary[ort.InferenceSession, dict] = weakref.WeakKeyDictionary()
 
 
 def register(so: ort.SessionOptions | None = None) -> ort.SessionOptions:

@@ -57,7 +57,7 @@ def controlled(res: dict) -> str:
              f"after which doubling L improves it by less than {fmt(dz['floor_improvement'])}×):\n")
     rows = []
     for f in c["floors"]:
-        by_L = ", ".join(f"{L}: {fmt(e, 3)}" for L, e in zip(f["L"], f["mean_max_abs"]))
+        by_L = ", ".join(f"{L}: {fmt(e, 3)}" for L, e in zip(f["L"], f["mean_max_abs"], strict=True))
         rows.append([f["scheme"], f["interp"], by_L,
                      ", ".join(f"{fmt(r, 3)}×" for r in f["improvement_per_step"]),
                      fmt(f["floor_L"]) if f["floor_L"] is not None else f"not reached by L={max(f['L'])}",

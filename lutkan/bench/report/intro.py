@@ -11,9 +11,10 @@ from lutkan.reporting import fmt, md_table
 
 def design() -> dict:
     """The study's fixed design constants (recorded in results.json["design"], printed from there)."""
-    from lutkan.bench import accuracy, speed, zoo
+    from lutkan.bench import accuracy, speed
+    from lutkan.testing.models import COEF_STD_TRAINED, PYKAN_NOISE_SCALE
 
-    return {"coef_std_trained": zoo.COEF_STD_TRAINED, "pykan_noise_scale": zoo.PYKAN_NOISE_SCALE,
+    return {"coef_std_trained": COEF_STD_TRAINED, "pykan_noise_scale": PYKAN_NOISE_SCALE,
             "controlled_width": list(accuracy.CONTROLLED_WIDTH), "controlled_grid": accuracy.CONTROLLED_GRID,
             "controlled_k": accuracy.CONTROLLED_K, "rows_per_set": accuracy.N_ROWS, "gate_rows": speed.GATE_ROWS,
             "gate_rtol": speed.GATE_RTOL, "floor_improvement": FLOOR_IMPROVEMENT}

@@ -143,7 +143,7 @@ def _torch_load(data: bytes, path: Path, what: str):
             f"{path}: refused to unpickle the {what} file (weights_only): it holds objects other than "
             f"tensors ({detail[:200]}); lutkan never loads such files. Re-save the checkpoint with "
             f"pykan's saveckpt from a trusted model") from None
-    except Exception as e:  # corrupt zip, truncated file, wrong format
+    except Exception as e:  # noqa: BLE001 - corrupt zip, truncated file, wrong format: torch raises many types
         raise CheckpointError(f"{path}: cannot read the {what} file as a torch.save file: "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 

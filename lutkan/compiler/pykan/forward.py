@@ -65,7 +65,7 @@ def _construct(ck: Checkpoint):
         v = cfg.get(key, default)
         return v if ok(v) else default
 
-    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     grid_arg = ck.grids[0] if len(set(ck.grids)) == 1 else list(ck.grids)
     k_arg = ck.ks[0] if len(set(ck.ks)) == 1 else list(ck.ks)
     mult_arity = cfg.get("mult_arity", 2)

@@ -62,7 +62,7 @@ def _classify_base_fun(f) -> str | None:
         with torch.no_grad():
             y = f(x)
         y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y, dtype=np.float64)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an arbitrary user callable: failing to probe it means "unknown"
         return None
     xs = np.asarray(_PROBE)
     if y.shape != xs.shape:
@@ -104,7 +104,7 @@ def _check_live_symbolic(model, l: int, layer: SourceLayer) -> None:
                 y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y, dtype=np.float64)
             ok = y.shape == x.shape and np.allclose(y, SYMBOLIC_FUNS[name](np.asarray(_PROBE)),
                                                     rtol=1e-9, atol=1e-12, equal_nan=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an arbitrary user callable: any failure means "not that function"
             ok = False
         if not ok:
             raise UnsupportedModelError(

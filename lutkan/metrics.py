@@ -1,4 +1,5 @@
-"""Comparison helpers shared by the test suite, ``lutkan verify`` and the benchmarks."""
+"""Output comparison: the one definition of "agrees" used by the tests, the oracle, `lutkan verify`,
+the compiler's `--max-error` selection and the benchmarks (imports only NumPy)."""
 
 from __future__ import annotations
 

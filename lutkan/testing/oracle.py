@@ -1,0 +1,166 @@
+"""The oracle: every backend that runs a compiled model, and one check that they all agree.
+
+``backends(model)`` maps each name of ``BACKENDS`` to a callable ``f(x) -> y`` (float32
+(batch, n_outputs)); every one validates ``x`` like lutkan's front doors (``check_input``: float64
+and integer arrays are converted, a bad shape/dtype raises ``InputError``):
+
+==================  ====================================================================
+``numpy``           ``NumpyEvaluator``: the reference (the definition of correct)
+``numba``           ``NumbaEvaluator``
+``ort-function``    the ``function`` ONNX form in plain onnxruntime (the op's standard-op body)
+``ort-standard``    the ``standard`` (inlined, default-domain) form in plain onnxruntime
+``plugin-function`` the ``function`` form with the plugin (``make_session(..., plugin=True)``)
+``plugin-custom``   the ``custom`` form with the plugin
+``onnxref-function`` ``onnx.reference.ReferenceEvaluator`` on the ``function`` form (the body)
+``onnxref-custom``  ``ReferenceEvaluator(custom form, new_ops=[LUTKanEdge])`` (the OpRun)
+==================  ====================================================================
+
+``assert_backends_agree(model, x)`` compares each against the reference with ``compare_outputs``
+semantics and raises an ``AssertionError`` naming the backend. onnx, onnxruntime and the evaluators
+are imported on first use, so ``import lutkan.testing`` stays light. Sessions use one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from lutkan.metrics import assert_outputs_close
+
+__all__ = ["BACKENDS", "ENGINES", "ONNX_BACKENDS", "assert_backends_agree", "backends", "onnx_runner"]
+
+BACKENDS = ("numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
+            "onnxref-function", "onnxref-custom")
+
+ONNX_BACKENDS = {  # backend -> (export form, engine of onnx_runner)
+    "ort-function": ("function", "ort"), "ort-standard": ("standard", "ort"),
+    "plugin-function": ("function", "plugin"), "plugin-custom": ("custom", "plugin"),
+    "onnxref-function": ("function", "onnxref"), "onnxref-custom": ("custom", "onnxref+op"),
+}
+ENGINES = ("ort", "plugin", "onnxref", "onnxref+op")
+
+
+def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray]:
+    """``f(x) -> y`` running an ONNX model (ModelProto, bytes or path) with one input ``x``
+    (onnxruntime engines: ``f.session`` is the session).
+
+    Args:
+        engine: ``ort`` (plain onnxruntime, no lutkan code in the session), ``plugin`` (the LUTKanEdge
+            plugin), ``onnxref`` (``onnx.reference``: standard ops and model-local functions) or
+            ``onnxref+op`` (``onnx.reference`` with the LUTKanEdge OpRun).
+    """
+    if engine in ("ort", "plugin"):
+        from lutkan.runtime_ext import make_session
+
+        return _SessionRunner(make_session(proto, plugin=engine == "plugin", intra_op_num_threads=1))
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from lutkan.custom_ops.reference_op import LUTKanEdge
+    from lutkan.evaluators.inputs import check_input
+
+    if not isinstance(proto, onnx.ModelProto):
+        proto = onnx.load_from_string(proto) if isinstance(proto, bytes) else onnx.load(proto)
+    (inp,) = proto.graph.input
+    width = inp.type.tensor_type.shape.dim[1].dim_value  # lutkan exports declare (batch, n_inputs)
+    ev = ReferenceEvaluator(proto, new_ops=[LUTKanEdge] if engine == "onnxref+op" else None)
+
+    def f(x):
+        x = check_input(x, width)
+        with np.errstate(all="ignore"):
+            return ev.run(None, {inp.name: x})[0]
+
+    return f
+
+
+class _SessionRunner:
+    """``lutkan.runtime_ext.run(session, x)``; the onnxruntime session is ``.session``."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, x):
+        from lutkan.runtime_ext import run
+
+        return run(self.session, x)
+
+
+def backends(model, *, include: Iterable[str] | None = None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """``{name: f}`` for the named backends of a compiled ``LUTModel`` (default: all of ``BACKENDS``)."""
+    names = _names(include)
+    out: dict[str, Callable] = {}
+    if "numpy" in names:
+        from lutkan.evaluators.numpy_eval import NumpyEvaluator
+
+        out["numpy"] = NumpyEvaluator(model)
+    if "numba" in names:
+        from lutkan.evaluators.numba_eval import NumbaEvaluator
+
+        out["numba"] = NumbaEvaluator(model)
+    protos: dict[str, object] = {}
+    for name in names:
+        if name in ONNX_BACKENDS:
+            form, engine = ONNX_BACKENDS[name]
+            if form not in protos:
+                from lutkan.exporter import export
+
+                protos[form] = export(model, form=form)
+            out[name] = onnx_runner(protos[form], engine)
+    return out
+
+
+def _names(include: Iterable[str] | None) -> tuple[str, ...]:
+    names = BACKENDS if include is None else tuple(include)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel: float = 1e-5,
+                          abs_floor: float = 0.0, reference: np.ndarray | None = None,
+                          runners: dict[str, Callable] | None = None, what: str = "",
+                          dtype=np.float32) -> dict[str, dict]:
+    """Run ``x`` through every backend and compare each with the NumPy reference.
+
+    Agreement is ``assert_outputs_close``: ``|y - ref| <= rel * max(max|ref|, 1) + abs_floor`` where both
+    are ordinary, and NaN/inf/huge (> ``HUGE``) at the same positions. Every output must be a float32
+    array of the reference's shape.
+
+    Args:
+        include: backend names (default all; ``numpy`` is compared too when ``reference`` is given).
+        reference: the expected output (default: ``NumpyEvaluator(model)(x)``).
+        runners: prebuilt ``backends(model, ...)`` to reuse (``include`` then selects among them).
+        what: context for the failure message.
+        dtype: the dtype every output must have (None: any float dtype, for non-lutkan contenders).
+
+    Returns:
+        {backend: compare_outputs stats} of the backends compared.
+
+    Raises:
+        AssertionError: naming the first backend that disagrees and the figures.
+    """
+    runners = backends(model, include=include) if runners is None else {
+        n: f for n, f in runners.items() if include is None or n in set(include)}
+    if reference is None:
+        ref_fn = runners["numpy"] if "numpy" in runners else backends(model, include=("numpy",))["numpy"]
+        with np.errstate(all="ignore"):
+            reference = ref_fn(x)
+        runners = {n: f for n, f in runners.items() if n != "numpy"}
+    stats = {}
+    for name, f in runners.items():
+        label = f"backend {name!r}" + (f" ({what})" if what else "")
+        with np.errstate(all="ignore"):
+            y = f(x)
+        ok_dtype = isinstance(y, np.ndarray) and (y.dtype == dtype if dtype is not None else y.dtype.kind == "f")
+        if not (ok_dtype and y.shape == reference.shape):
+            raise AssertionError(f"{label}: returned {type(y).__name__} {getattr(y, 'dtype', '')} "
+                                 f"{getattr(y, 'shape', '')}, expected {np.dtype(dtype or np.float64).name} "
+                                 f"{reference.shape}")
+        with np.errstate(all="ignore"):
+            stats[name] = assert_outputs_close(y, reference, rel=rel, abs_floor=abs_floor,
+                                               what=f"{label} vs the NumPy reference")
+    return stats
