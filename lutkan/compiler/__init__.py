@@ -61,7 +61,7 @@ def _table_edges(src: SourceModel, layer: SourceLayer, opts: ContractOptions) ->
 def _rows(edge_src: np.ndarray, edge_dst: np.ndarray) -> dict[int, tuple[list[int], list[int]]]:
     """input row -> (edge indices, destination outputs) of the edges leaving it."""
     rows: dict[int, tuple[list[int], list[int]]] = {}
-    for e, (i, j) in enumerate(zip(edge_src.tolist(), edge_dst.tolist())):
+    for e, (i, j) in enumerate(zip(edge_src.tolist(), edge_dst.tolist(), strict=True)):
         es, js = rows.setdefault(i, ([], []))
         es.append(e)
         js.append(j)
@@ -121,7 +121,7 @@ def _symbolic_edges(src: SourceModel, layer: SourceLayer, l: int, opts: Contract
         return None, None, None, ()
     idx = np.nonzero(layer.sym_mask.T != 0)  # (i, j), in-major
     names, aff = [], []
-    for i, j in zip(*idx):
+    for i, j in zip(*idx, strict=True):
         name = layer.sym_names[j][i]
         symbolic_function(name, where=f"layer {l}, edge ({i}, {j}): ")
         a, b, c, d = (float(v) for v in layer.sym_affine[j, i])
@@ -169,7 +169,7 @@ def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[
 def _note_symbolic(src, layer, l, opts, knots32, notes) -> None:
     if not src.symbolic_enabled or opts.symbolic != "tabulate":
         return
-    for i, j in zip(*np.nonzero(layer.sym_mask.T != 0)):
+    for i, j in zip(*np.nonzero(layer.sym_mask.T != 0), strict=True):
         notes.append(
             f"layer {l}, edge ({i}, {j}): symbolic {layer.sym_names[j][i]!r} is tabulated on "
             f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}]; outside it the table follows oob={opts.oob!r} "

@@ -241,7 +241,7 @@ class _Body:
         n = s.degree
         v = op.Sub(1.0, u, _outputs=["one_minus_u"])
         up, vp = [None, u], [None, v]
-        for m in range(2, n + 1):  # powers by repeated multiplication (tables.bernstein_basis's order)
+        for _ in range(2, n + 1):  # powers by repeated multiplication (tables.bernstein_basis's order)
             up.append(op.Mul(up[-1], u))
             vp.append(op.Mul(vp[-1], v))
         terms = []

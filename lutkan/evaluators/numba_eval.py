@@ -346,7 +346,7 @@ class NumbaEvaluator:
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
         self._params, self._meta, self._ints, views = pack_network(self.tables, not self._identity_input)
-        self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views)]
+        self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views, strict=True)]
         self.symbolic = [None if t.symbolic is None else SymbolicKernel(t.symbolic) for t in self.tables]
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
@@ -361,7 +361,7 @@ class NumbaEvaluator:
         h = check_input(x, self.model.n_inputs)
         if not self._identity_input:
             h = np.ascontiguousarray(h[:, self._input_id])
-        for kern, sym, t in zip(self.kernels[:upto], self.symbolic[:upto], self.tables[:upto]):
+        for kern, sym, t in zip(self.kernels[:upto], self.symbolic[:upto], self.tables[:upto], strict=True):
             s = kern(h)
             if sym is not None:
                 sym.add_to(h, s)
