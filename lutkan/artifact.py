@@ -40,7 +40,7 @@ READABLE_VERSIONS = (1, 2)
 MAGIC = b"LUTKAN\x00\x01"
 MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
-_ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32"}
+_ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32", "float64"}
 
 _LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
                  "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
@@ -63,7 +63,7 @@ class LUTLayer:
         node_scale/bias float32 (n_sum + len(mult_groups),); tab_error float32 (E,) = max abs
         error of the stored table vs the exact edge function (compile-time, float64).
     Symbolic edges evaluated exactly (``symbolic="exact"``; S of them, absent when S = 0): sym_src/sym_dst
-    int32 (S,), sorted in-major and unique; sym_affine float32 (S, 4) = (a, b, m*c, m*d) with the symbolic
+    int32 (S,), sorted in-major and unique; sym_affine float64 (S, 4) = (a, b, m*c, m*d) with the symbolic
     mask m folded in; sym_funs, S pykan names. The table edges are then the edges with a spline.
     """
 
@@ -197,7 +197,7 @@ class LUTLayer:
         if opts.symbolic != "exact":
             raise _err(where, f"symbolic edges are stored, but the contract says symbolic={opts.symbolic!r}")
         for name, arr, dtype, shape in (("sym_src", self.sym_src, np.int32, (S,)), ("sym_dst", self.sym_dst, np.int32, (S,)),
-                                         ("sym_affine", self.sym_affine, np.float32, (S, 4))):
+                                         ("sym_affine", self.sym_affine, np.float64, (S, 4))):
             if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype) or tuple(arr.shape) != shape:
                 raise _err(where, f"{name} must be a {np.dtype(dtype).name} array of shape {shape} "
                                   f"({S} symbolic edges), got {getattr(arr, 'dtype', type(arr).__name__)} "
@@ -438,6 +438,8 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
             out.setflags(write=False)
             return out
 
+        if not isinstance(header.get("contract"), dict):
+            raise ArtifactError(f"{where}: contract must be a JSON object of contract options")
         cdict = dict(header["contract"])
         if version == 1:  # version 1 tabulated every symbolic edge
             cdict.setdefault("symbolic", "tabulate")

@@ -37,6 +37,9 @@ U_EXT = np.float32(2.0**16)
 """``interp="poly"`` with ``oob="extrapolate"`` evaluates the boundary polynomial at a local coordinate
 clipped to +-U_EXT segment widths (every Bernstein basis value stays finite in float32 for L <= 8)."""
 
+POLY_MAX_L = 8
+"""Most coefficients per segment ``interp="poly"`` takes (spline order <= 7)."""
+
 MIN_L = 2
 MAX_L = 4096
 
@@ -46,6 +49,16 @@ DEFAULT_INTERP = "linear"
 DEFAULT_BOUNDARY = "closed"
 DEFAULT_OOB = "zero"
 DEFAULT_SYMBOLIC = "exact"
+
+
+def valid_combination(scheme: str, interp: str) -> bool:
+    """Whether a table scheme can store an interpolation (``poly`` coefficients are float16/float32 only)."""
+    return interp != "poly" or scheme in POLY_SCHEMES
+
+
+OPTION_GRID = tuple((s, i, b, o) for s in SCHEMES for i in INTERPS for b in BOUNDARIES for o in OOB_POLICIES
+                    if valid_combination(s, i))
+"""Every valid (scheme, interp, boundary, oob) combination."""
 
 
 def _check_choice(name: str, value: object, legal: tuple[str, ...]) -> str:
@@ -89,7 +102,7 @@ class ContractOptions:
         _check_choice("boundary", self.boundary, BOUNDARIES)
         _check_choice("oob", self.oob, OOB_POLICIES)
         _check_choice("symbolic", self.symbolic, SYMBOLIC_MODES)
-        if self.interp == "poly" and self.scheme not in POLY_SCHEMES:
+        if not valid_combination(self.scheme, self.interp):
             raise LutKanError(f"interp='poly' stores polynomial coefficients as float16 or float32, not "
                               f"{self.scheme!r}; pass --scheme float32 (exact) or float16")
         if self.interp == "poly" and self.symbolic == "tabulate":

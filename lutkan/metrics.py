@@ -67,14 +67,28 @@ def error_over_std(actual: np.ndarray, reference: np.ndarray) -> float:
 
 
 def assert_outputs_close(actual: np.ndarray, reference: np.ndarray, *, rel: float = 1e-5,
-                         abs_floor: float = 0.0, what: str = "output") -> dict:
+                         abs_floor: float | np.ndarray = 0.0, what: str = "output") -> dict:
     """Assert ``|actual - reference| <= rel * max|reference| + abs_floor`` on the ordinary region
-    and identical extreme (NaN/inf/huge) positions. Returns the stats."""
+    and identical extreme (NaN/inf/huge) positions. ``abs_floor`` may be an array of the outputs' shape (an
+    allowance per entry, e.g. ``lutkan.testing.rounding_allowance``). Returns the stats."""
     st = compare_outputs(actual, reference)
-    tol = rel * max(st["ref_max_abs"], 1.0) + abs_floor
+    base = rel * max(st["ref_max_abs"], 1.0)
     if st["extreme_mismatch"]:
         raise AssertionError(f"{what}: {st['extreme_mismatch']} entries are NaN/inf/huge on one side only")
-    if st["max_abs"] > tol:
-        raise AssertionError(f"{what}: max abs error {st['max_abs']:.3g} > tolerance {tol:.3g} "
-                             f"(max |ref| {st['ref_max_abs']:.3g})")
+    if np.ndim(abs_floor) == 0:
+        tol = base + float(abs_floor)
+        if st["max_abs"] > tol:
+            raise AssertionError(f"{what}: max abs error {st['max_abs']:.3g} > tolerance {tol:.3g} "
+                                 f"(max |ref| {st['ref_max_abs']:.3g})")
+        return st
+    a = np.asarray(actual, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    ordinary = ~_extreme(a) & ~_extreme(r)
+    floor = np.broadcast_to(np.asarray(abs_floor, dtype=np.float64), a.shape)
+    with np.errstate(invalid="ignore"):
+        excess = np.where(ordinary, np.abs(a - r) - floor, -np.inf)
+    worst = np.unravel_index(int(np.argmax(excess)), a.shape)
+    if excess[worst] > base:
+        raise AssertionError(f"{what}: error {abs(a[worst] - r[worst]):.3g} at {tuple(int(v) for v in worst)} > "
+                             f"tolerance {base:.3g} + allowance {floor[worst]:.3g} (max |ref| {st['ref_max_abs']:.3g})")
     return st

@@ -55,6 +55,25 @@ class NodeStep:
             s = np.concatenate(parts, axis=1)
         return self.node_scale * s + self.node_bias
 
+    def magnitude(self, s: np.ndarray, mag: np.ndarray) -> np.ndarray:
+        """A rounding scale of ``apply(s)`` per node, given ``mag`` (N, O) for the edge sums: each result's own
+        magnitude plus the first-order propagation of ``mag`` through the affines and products (the bound a
+        summation-order difference of the edge sums can move a node by, in units of the float epsilon)."""
+        with np.errstate(all="ignore"):
+            t = self.subnode_scale * s + self.subnode_bias
+            mt = np.abs(self.subnode_scale) * mag + np.abs(t)
+            vals, mags = [t[:, : self.n_sum]], [mt[:, : self.n_sum]]
+            start = self.n_sum
+            for size in self.mult_groups:
+                f, m = np.abs(t[:, start : start + size]), mt[:, start : start + size]
+                prod = np.prod(t[:, start : start + size], axis=1, keepdims=True)
+                spread = sum(m[:, r] * np.prod(np.delete(f, r, axis=1), axis=1) for r in range(size))
+                vals.append(prod)
+                mags.append(spread[:, None] + np.abs(prod))
+                start += size
+            nodes, mnodes = np.concatenate(vals, axis=1), np.concatenate(mags, axis=1)
+            return np.abs(self.node_scale) * mnodes + np.abs(self.node_scale * nodes + self.node_bias)
+
     def astype(self, dtype) -> NodeStep:
         """The same step with its vectors in ``dtype`` (C-contiguous)."""
         def c(a):

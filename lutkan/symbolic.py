@@ -65,6 +65,9 @@ SYMBOLIC_FUNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 SYMBOLIC_NAMES: tuple[str, ...] = tuple(SYMBOLIC_FUNS)
+FLOAT32_FUNCTIONS = frozenset({"arcsin", "arccos", "arctan"})
+"""Evaluated in float32 (on the float64 argument rounded to float32, then widened back): onnxruntime has no
+float64 kernels for Asin/Acos/Atan, and every backend must compute the same thing."""
 """Every supported name; a name's index is its code (stable: append new names at the end)."""
 SYMBOLIC_CODES: dict[str, int] = {name: i for i, name in enumerate(SYMBOLIC_NAMES)}
 
@@ -81,11 +84,17 @@ def symbolic_function(name: str, where: str = "") -> Callable[[np.ndarray], np.n
 
 
 def symbolic_terms(names, affine: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``c*f(a*x + b) + d`` per edge, in x's dtype: names (S,), affine (S, 4) rows (a, b, c, d), x (N, S)."""
+    """``c*f(a*x + b) + d`` per edge in float64 (the contract's symbolic terms): names (S,), affine (S, 4)
+    float64 rows (a, b, c, d), x (N, S) (float32 inputs are widened exactly); ``FLOAT32_FUNCTIONS`` are
+    evaluated in float32 on the rounded argument."""
+    x = np.asarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    a, b, c, d = (affine[:, q].astype(x.dtype) for q in range(4))
+    a, b, c, d = (np.asarray(affine[:, q], dtype=np.float64) for q in range(4))
     with np.errstate(all="ignore"):
         arg = a * x + b
         for e, name in enumerate(names):
-            out[:, e] = c[e] * SYMBOLIC_FUNS[name](arg[:, e]) + d[e]
+            z = arg[:, e]
+            f = SYMBOLIC_FUNS[name](z.astype(np.float32)).astype(np.float64) if name in FLOAT32_FUNCTIONS \
+                else SYMBOLIC_FUNS[name](z)
+            out[:, e] = c[e] * f + d[e]
     return out

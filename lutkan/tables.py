@@ -88,7 +88,7 @@ def _c(a: np.ndarray | None, dtype=None) -> np.ndarray | None:
 class SymbolicEdges:
     """The exactly evaluated symbolic edges of one layer: ``Y[:, dst[e]] += c_e*f_e(a_e*X[:, src[e]] + b_e) + d_e``.
 
-    Attributes: src, dst int64 (S,); affine float32 (S, 4) rows (a, b, c, d) with the symbolic mask folded
+    Attributes: src, dst int64 (S,); affine float64 (S, 4) rows (a, b, c, d) with the symbolic mask folded
     into c and d; funs, S names of ``lutkan.symbolic``; out_dim, the layer's O.
     """
 
@@ -112,7 +112,7 @@ class SymbolicEdges:
         if not layer.n_symbolic:
             return None
         return cls(src=np.asarray(layer.sym_src, np.int64), dst=np.asarray(layer.sym_dst, np.int64),
-                   affine=np.ascontiguousarray(layer.sym_affine, np.float32), funs=tuple(layer.sym_funs),
+                   affine=np.ascontiguousarray(layer.sym_affine, np.float64), funs=tuple(layer.sym_funs),
                    out_dim=layer.out_dim)
 
 

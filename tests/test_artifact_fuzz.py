@@ -256,12 +256,12 @@ def test_header_length_field(blob, hlen):
     expect_error(b, "header length", what=f"hlen {hlen}")
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", 1.5, 1.0, None, True, [1]])
+@pytest.mark.parametrize("version", [0, 3, 99, "1", "2", 1.5, 1.0, 2.0, None, True, [1]])
 def test_wrong_format_version(blob, version):
     header, region = split(blob)
     header["format_version"] = version
     e = expect_error(rebuild(header, region), "is not supported by this lutkan", what=f"version {version!r}")
-    assert f"format_version {version!r}" in str(e) and f"reads version {FORMAT_VERSION}" in str(e)
+    assert f"format_version {version!r}" in str(e) and f"reads versions 1, {FORMAT_VERSION}" in str(e)
     del header["format_version"]
     expect_error(rebuild(header, region), "format_version None is not supported", what="no version")
 
@@ -342,7 +342,7 @@ HEADER_EDITS = {
     "array_entry_no_dtype": (lambda h, r: h["arrays"][TABLE].pop("dtype"), "inconsistent"),
     "no_layers": (lambda h, r: h.__setitem__("layers", []), "model has no layers"),
     "layers_not_list": (lambda h, r: h.__setitem__("layers", 7), "inconsistent"),
-    "no_contract": (lambda h, r: h.pop("contract"), "inconsistent"),
+    "no_contract": (lambda h, r: h.pop("contract"), "contract must be a JSON object"),
     "no_base_fun": (lambda h, r: h.pop("base_fun"), "inconsistent"),
     "no_arrays": (lambda h, r: h.pop("arrays"), "inconsistent"),
     # dtypes
@@ -367,7 +367,7 @@ HEADER_EDITS = {
     "L_other": (lambda h, r: h["contract"].__setitem__("L", h["contract"]["L"] + 1), "table has shape"),
     "contract_extra": (lambda h, r: h["contract"].__setitem__("dither", True), "unknown contract option"),
     "contract_not_dict": (lambda h, r: h.__setitem__("contract", ["int8"]), "contract"),
-    "contract_int": (lambda h, r: h.__setitem__("contract", 8), "inconsistent"),
+    "contract_int": (lambda h, r: h.__setitem__("contract", 8), "contract must be a JSON object"),
     "contract_missing_key": (lambda h, r: h["contract"].pop("oob"), "contract misses"),
     # model-level fields
     "base_fun_relu": (lambda h, r: h.__setitem__("base_fun", "relu"), "base_fun 'relu' is not one of"),

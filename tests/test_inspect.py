@@ -72,7 +72,7 @@ def test_inspect_onnx(files, form, n_edge_nodes, capsys):
     assert d["lutkan_edge_nodes"] == n_edge_nodes
     assert d["opset_imports"].get("ai.onnx")
     if n_edge_nodes:
-        assert "lutkan" in d["domains"] and d["opset_imports"]["lutkan"] == 1
+        assert "lutkan" in d["domains"] and d["opset_imports"]["lutkan"] == 2
         assert [n["attributes"]["L"] for n in d["lutkan_nodes"]] == [16, 16]
     assert (form == "function") == bool(d["functions"])
     assert d["metadata"], "no lutkan.* metadata_props"

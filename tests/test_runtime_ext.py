@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, OOB_POLICIES, SCHEMES, ContractOptions
+from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, OOB_POLICIES, OPTION_GRID, SCHEMES, ContractOptions
 from lutkan.errors import InputError, OnnxModelError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
@@ -67,10 +67,7 @@ def probe(model, seed) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Parity: custom and function forms, with and without the plugin, against the NumPy reference.
 
-@pytest.mark.parametrize("oob", OOB_POLICIES)
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-@pytest.mark.parametrize("interp", INTERPS)
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme,interp,boundary,oob", OPTION_GRID)
 def test_forms_match_reference(scheme, interp, boundary, oob):
     opts = ContractOptions(L=9, scheme=scheme, interp=interp, boundary=boundary, oob=oob)
     seed = SCHEMES.index(scheme) * 100 + INTERPS.index(interp) * 10 + BOUNDARIES.index(boundary) * 3 + \
@@ -375,10 +372,10 @@ def _too_few_inputs(m):
     del _first_edge(m).input[5:]
 
 
-def _opset2(m):
+def _opset3(m):
     for o in m.opset_import:
         if o.domain == "lutkan":
-            o.version = 2
+            o.version = 3
 
 
 def _nonfinite_bounds(m):
@@ -407,7 +404,7 @@ MALFORMED = {
     "computed_table": (_computed_table, "not an initializer"),
     "table_graph_input": (_table_as_graph_input, "also a graph input"),
     "too_few_inputs": (_too_few_inputs, "takes 7-9 inputs"),
-    "opset_version": (_opset2, "version 2"),
+    "opset_version": (_opset3, "version 3"),
 }
 
 

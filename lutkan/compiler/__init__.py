@@ -127,12 +127,12 @@ def _symbolic_edges(src: SourceModel, layer: SourceLayer, l: int, opts: Contract
         a, b, c, d = (float(v) for v in layer.sym_affine[j, i])
         m = float(layer.sym_mask[j, i])
         row = np.array([a, b, m * c, m * d])
-        if not np.all(np.isfinite(row.astype(np.float32))):
+        if not np.all(np.isfinite(row)):
             raise UnsupportedModelError(f"layer {l}, edge ({i}, {j}) [{name}]: symbolic affine (a, b, c, d) = "
-                                        f"({a:g}, {b:g}, {c:g}, {d:g}) x mask {m:g} is not finite in float32")
+                                        f"({a:g}, {b:g}, {c:g}, {d:g}) x mask {m:g} is not finite")
         names.append(name)
         aff.append(row)
-    return (idx[0].astype(np.int32), idx[1].astype(np.int32), np.asarray(aff, dtype=np.float32), tuple(names))
+    return (idx[0].astype(np.int32), idx[1].astype(np.int32), np.asarray(aff, dtype=np.float64), tuple(names))
 
 
 def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str]) -> LUTLayer:

@@ -22,15 +22,16 @@ from __future__ import annotations
 import numpy as np
 
 from lutkan.compiler.sampling import tabulate_row
+from lutkan.contract import POLY_MAX_L
 from lutkan.errors import UnsupportedModelError
 from lutkan.source import SourceLayer
 from lutkan.tables import bernstein_basis
 
 __all__ = ["MAX_POLY_DEGREE", "bernstein_basis", "lobatto_points", "poly_coefficients", "poly_values"]
 
-MAX_POLY_DEGREE = 7
-"""Largest spline order ``interp="poly"`` stores (L <= 8): with u clipped to +-2^16 under ``extrapolate``
-every basis value stays finite in float32 (docs/contract.md)."""
+MAX_POLY_DEGREE = POLY_MAX_L - 1
+"""Largest spline order ``interp="poly"`` stores: with u clipped to +-2^16 under ``extrapolate`` every basis
+value stays finite in float32 (docs/contract.md)."""
 
 
 def lobatto_points(n: int) -> np.ndarray:

@@ -44,11 +44,12 @@ import onnx_ir as ir
 from onnxscript import build_function as _trace_function
 
 from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES, U_EXT
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, TARGET_OPSET
+from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS, TARGET_OPSET
 
 __all__ = ["BodySpec", "build_function", "inline_body", "search_steps"]
 
 _F = ir.DataType.FLOAT
+_FLT_MAX = float(FLT_MAX)
 _I64 = ir.DataType.INT64
 _TABLE_TYPES = {"int8": ir.DataType.INT8, "uint8": ir.DataType.UINT8, "float16": ir.DataType.FLOAT16,
                 "float32": ir.DataType.FLOAT}
@@ -189,7 +190,7 @@ class _Body:
         self.s_k = op.Gather(self.scale_flat, op.Add(self.seg_base, k), _outputs=["s_k"])
         self.seg = op.Add(self.seg_base, k, _outputs=["seg"])  # i*K + k
         need_x_f = s.oob == "extrapolate" or s.base_fun != "zero"
-        self.x_f = op.Clip(self.x_s, -FLT_MAX, FLT_MAX, _outputs=["x_f"]) if need_x_f else None
+        self.x_f = op.Clip(self.x_s, -_FLT_MAX, _FLT_MAX, _outputs=["x_f"]) if need_x_f else None
         self.in_dom = op.Equal(self.x_s, self.x_c, _outputs=["in_domain"]) if s.oob != "clip" else None
 
     def special_rows(self, row):
@@ -208,7 +209,7 @@ class _Body:
         w = op.Sub(pos, r0, _outputs=["w"])
         row = op.Add(op.Mul(self.seg, d["L"]), op.Cast(r0, to=_I64), _outputs=["row_raw"])
         if s.oob == "extrapolate":
-            w_ext = op.Clip(op.Sub(op.Mul(op.Sub(self.x_f, self.t_k), self.s_k), r0), -FLT_MAX, FLT_MAX,
+            w_ext = op.Clip(op.Sub(op.Mul(op.Sub(self.x_f, self.t_k), self.s_k), r0), -_FLT_MAX, _FLT_MAX,
                             _outputs=["w_ext"])
         coef = None  # weight of the slope per (n, i); None: single samples, no line
         if s.interp == "nearest":
@@ -290,10 +291,24 @@ def build_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
     fn = _trace_function(trace, inputs, domain=DOMAIN, name=OP_TYPE, opset_imports={"": TARGET_OPSET},
                          attributes=[ir.Attr(name, ir.AttributeType.INT if ATTRIBUTES[name] is int else
                                              ir.AttributeType.STRING, attrs[name]) for name in ATTRIBUTES])
-    fp = ir.serde.serialize_function(fn)
+    fp = _rename_output(ir.serde.serialize_function(fn), OUTPUTS[0])
     fp.doc_string = (f"LUTKanEdge body specialized for interp={spec.interp}, boundary={spec.boundary}, "
                      f"oob={spec.oob}, base_fun={spec.base_fun}, {spec.scheme} tables, {spec.n_steps} search steps; "
                      f"other attribute values need the lutkan onnxruntime plugin. See docs/op-schema.md.")
+    return fp
+
+
+def _rename_output(fp: onnx.FunctionProto, name: str) -> onnx.FunctionProto:
+    """``fp`` with its (single) output value called ``name``."""
+    old = fp.output[0]
+    for node in fp.node:
+        for q, o in enumerate(node.output):
+            if o == old:
+                node.output[q] = name
+        for q, i in enumerate(node.input):
+            if i == old:
+                node.input[q] = name
+    fp.output[0] = name
     return fp
 
 

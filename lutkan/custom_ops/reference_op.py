@@ -1,10 +1,10 @@
-"""``onnx.reference`` implementation of ``lutkan.LUTKanEdge`` (runs ``custom`` files, overrides bodies).
+"""``onnx.reference`` implementations of the lutkan ops (run ``custom`` files, override bodies).
 
 Usage::
 
     from onnx.reference import ReferenceEvaluator
-    from lutkan.custom_ops.reference_op import LUTKanEdge
-    y, = ReferenceEvaluator(model_proto, new_ops=[LUTKanEdge]).run(None, {"x": x})
+    from lutkan.custom_ops.reference_op import OPS
+    y, = ReferenceEvaluator(model_proto, new_ops=list(OPS)).run(None, {"x": x})
 
 The kernel is the reference itself: the op's inputs become a ``LayerTables`` without node step
 (``schema.tables_from_op``) evaluated by ``lutkan.evaluators.numpy_eval.eval_layer`` (steps 1-7; step 8
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from onnx.reference.op_run import OpRun
 
-from lutkan.custom_ops.schema import DOMAIN, tables_from_op
-from lutkan.evaluators.numpy_eval import eval_layer
+from lutkan.custom_ops.schema import DOMAIN, symbolic_from_op, tables_from_op
+from lutkan.evaluators.numpy_eval import eval_layer, symbolic_sum
 
 
 class LUTKanEdge(OpRun):
@@ -39,3 +39,21 @@ class LUTKanEdge(OpRun):
 
 def _s(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class KanSymbolic(OpRun):
+    """``Y = KanSymbolic(X, Src, Dst, Affine)``: the NumPy reference's symbolic sum (``numpy_eval.symbolic_sum``)."""
+
+    op_domain = DOMAIN
+
+    def _run(self, X, Src, Dst, Affine, functions=None, n_outputs=None):
+        funs = [_s(f) for f in (functions or [])]
+        sym = symbolic_from_op({"Src": Src, "Dst": Dst, "Affine": Affine},
+                               {"functions": funs, "n_outputs": int(n_outputs)})
+        with np.errstate(all="ignore"):
+            y = symbolic_sum(sym, np.ascontiguousarray(X, dtype=np.float32))
+        return (np.ascontiguousarray(y, dtype=np.float32),)
+
+
+OPS = (LUTKanEdge, KanSymbolic)
+"""Every lutkan op for ``onnx.reference.ReferenceEvaluator(model, new_ops=list(OPS))``."""

@@ -225,7 +225,8 @@ class EdgeSumKernel:
 
 # ``network_kernel``'s ``meta`` array: a 2-entry header (n_layers, permute_input), then one record of
 # ``_R`` int64 per layer, field f of layer l at ``2 + l*_R + f``: shapes, contract flags, offsets into
-# ``params`` (edge arrays at M_OFF_EDGE, node vectors at M_OFF_NODES, symbolic affines at M_OFF_SYM) and
+# ``params`` (edge arrays at M_OFF_EDGE, node vectors at M_OFF_NODES), ``dparams`` (float64 symbolic affines at
+# M_OFF_SYM) and
 # into ``ints`` (multiplication groups at M_OFF_GROUPS; symbolic src, dst, codes at M_OFF_SYM_INTS).
 _META = ("I", "O", "K", "L", "interp", "closed", "oob", "base", "off_edge", "has_nodes", "n_sum", "n_nodes",
          "n_groups", "off_groups", "off_nodes", "n_sym", "off_sym", "off_sym_ints")
@@ -236,7 +237,7 @@ _EDGE_ARRAYS = ("knots", "bounds", "seg_scale", "dense", "base_weight", "edge_ma
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _layer(h, params, meta, ints, l, fs, scratch):
+def _layer(h, params, meta, ints, dparams, l, fs, scratch):
     """One layer of ``network_kernel``: edge sums (``lut_layer_kernel``), then the node step if any."""
     m = meta[2 + l * _R: 2 + (l + 1) * _R]
     I, O, K, L = m[M_I], m[M_O], m[M_K], m[M_L]
@@ -260,7 +261,7 @@ def _layer(h, params, meta, ints, l, fs, scratch):
     if S > 0:
         q, f = m[M_OFF_SYM_INTS], m[M_OFF_SYM]
         symbolic_kernel(h, ints[q:q + S], ints[q + S:q + 2 * S], ints[q + 2 * S:q + 3 * S],
-                        params[f:f + 4 * S].reshape((S, 4)), s, np.empty(O, np.float32))
+                        dparams[f:f + 4 * S].reshape((S, 4)), s, np.empty(O, np.float64))
     if m[M_HAS_NODES] == 0:
         return s
     n_sum, n_nodes, og, on = m[M_N_SUM], m[M_N_NODES], m[M_OFF_GROUPS], m[M_OFF_NODES]
@@ -271,10 +272,10 @@ def _layer(h, params, meta, ints, l, fs, scratch):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def network_kernel(x, input_id, params, meta, ints):
+def network_kernel(x, input_id, params, meta, ints, dparams):
     """The whole network in one call: exactly the per-layer kernels of ``NumbaEvaluator`` in the same
     order (bit-identical), without a Python round trip per layer. ``x`` (N, n_inputs) float32 C-contiguous;
-    ``params``/``meta``/``ints`` are built by ``pack_network`` (see ``_META``)."""
+    ``params``/``meta``/``ints``/``dparams`` are built by ``pack_network`` (see ``_META``)."""
     N = x.shape[0]
     fs = np.empty((4, N), np.float32)  # per-sample scratch shared by all layers
     scratch = np.empty((3, N), np.int64)
@@ -284,21 +285,24 @@ def network_kernel(x, input_id, params, meta, ints):
         for n in range(N):
             for i in range(I0):
                 x0[n, i] = x[n, input_id[i]]
-        h = _layer(x0, params, meta, ints, 0, fs, scratch)
+        h = _layer(x0, params, meta, ints, dparams, 0, fs, scratch)
     else:
-        h = _layer(x, params, meta, ints, 0, fs, scratch)
+        h = _layer(x, params, meta, ints, dparams, 0, fs, scratch)
     for l in range(1, meta[0]):
-        h = _layer(h, params, meta, ints, l, fs, scratch)
+        h = _layer(h, params, meta, ints, dparams, l, fs, scratch)
     return h
 
 
 def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):
-    """``network_kernel``'s flat buffers ``(params float32, meta int64, ints int64)`` and, per layer, the
+    """``network_kernel``'s flat buffers ``(params float32, meta int64, ints int64, dparams float64)`` and, per
+    layer, the
     views of ``params`` holding its edge arrays (so the dequantized tables exist once)."""
     chunks: list[np.ndarray] = []
     placed: list[list[tuple[str, int, tuple]]] = []
     meta = [len(tables), int(permute_input)]
     ints: list[int] = []
+    dchunks: list[np.ndarray] = []
+    doff = 0
     off = 0
     for t in tables:
         o = t.options
@@ -322,14 +326,15 @@ def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):
                 off += a.size
         if t.symbolic is not None:
             sy = t.symbolic
-            rec.update(n_sym=sy.n_edges, off_sym=off, off_sym_ints=len(ints))
+            rec.update(n_sym=sy.n_edges, off_sym=doff, off_sym_ints=len(ints))
             ints += sy.src.tolist() + sy.dst.tolist() + sy.codes.tolist()
-            chunks.append(np.ravel(sy.affine))
-            off += sy.affine.size
+            dchunks.append(np.ravel(sy.affine))
+            doff += sy.affine.size
         meta += [int(rec[k]) for k in _META]
     params = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
     views = [{name: params[o:o + int(np.prod(shape))].reshape(shape) for name, o, shape in layer} for layer in placed]
-    return params, np.asarray(meta, dtype=np.int64), np.asarray(ints if ints else [0], dtype=np.int64), views
+    dparams = np.ascontiguousarray(np.concatenate(dchunks) if dchunks else np.zeros(1), dtype=np.float64)
+    return params, np.asarray(meta, dtype=np.int64), np.asarray(ints if ints else [0], dtype=np.int64), dparams, views
 
 
 class NumbaEvaluator:
@@ -345,7 +350,8 @@ class NumbaEvaluator:
         self.tables = model_tables(model)
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
-        self._params, self._meta, self._ints, views = pack_network(self.tables, not self._identity_input)
+        self._params, self._meta, self._ints, self._dparams, views = pack_network(self.tables,
+                                                                                  not self._identity_input)
         self.kernels = [EdgeSumKernel(t, v) for t, v in zip(self.tables, views, strict=True)]
         self.symbolic = [None if t.symbolic is None else SymbolicKernel(t.symbolic) for t in self.tables]
 
@@ -353,7 +359,7 @@ class NumbaEvaluator:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
         if upto is None or upto >= len(self.kernels):
             h = check_input(x, self.model.n_inputs)
-            return network_kernel(h, self._input_id, self._params, self._meta, self._ints)
+            return network_kernel(h, self._input_id, self._params, self._meta, self._ints, self._dparams)
         return self.forward_layers(x, upto)
 
     def forward_layers(self, x: np.ndarray, upto: int | None = None) -> np.ndarray:

@@ -16,7 +16,8 @@ Per layer, for a float32 input column ``x_i`` with knots ``t_i[0..K]`` (``docs/c
    ``u = clip((x_f - t_k)*seg_scale[k], -U_EXT, U_EXT)``, ``U_EXT = 2^16`` segment widths).
 6. ``s_j = sum_i v_ij + sum_i base_weight_ij * base(x_f_i)``.
 7. ``s_j = NaN`` if some ``x_i`` is NaN and table edge ``(i, j)`` is active.
-8. Symbolic edges (exact): ``s_j += c*f(a*x_i + b) + d`` on the raw ``x_i`` (NaN/inf propagate as IEEE).
+8. Symbolic edges (exact): ``s_j += float32(sum_e c*f(a*x_i + b) + d)``, each output's terms computed and
+   summed in float64 from the raw ``x_i`` (NaN/inf propagate as IEEE), rounded once to float32.
 9. Subnode affine, multiplication groups, node affine.
 All arithmetic is float32.
 """
@@ -42,14 +43,17 @@ def base_branch(base_fun: str, x_f: np.ndarray) -> np.ndarray:
     return np.zeros_like(x_f)
 
 
-def symbolic_sum(sym: SymbolicEdges, x: np.ndarray) -> np.ndarray:
-    """(N, O) float32: each output's sum of its symbolic edges ``c*f(a*x_src + b) + d``, in edge order."""
-    terms = symbolic_terms(sym.funs, sym.affine, x[:, sym.src])
-    out = np.zeros((x.shape[0], sym.out_dim), dtype=np.float32)
+def symbolic_sum(sym: SymbolicEdges, x: np.ndarray, *, absolute: bool = False) -> np.ndarray:
+    """(N, O) float32: each output's sum of its symbolic edges ``c*f(a*x_src + b) + d``, in edge order (of
+    their absolute values with ``absolute``)."""
+    terms = symbolic_terms(sym.funs, sym.affine, x[:, sym.src])  # float64
+    if absolute:
+        terms = np.abs(terms)
+    out = np.zeros((x.shape[0], sym.out_dim), dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         for e in range(sym.n_edges):
             out[:, sym.dst[e]] += terms[:, e]
-    return out
+        return out.astype(np.float32)
 
 
 def _bernstein(p: LayerTables, row: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -61,8 +65,13 @@ def _bernstein(p: LayerTables, row: np.ndarray, u: np.ndarray) -> np.ndarray:
     return v
 
 
-def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
-    """One layer (float32 (N, I) -> (N, n_outputs)) of the contract, vectorized over the batch."""
+def eval_layer(p: LayerTables, x: np.ndarray, *, magnitude: bool = False):
+    """One layer (float32 (N, I) -> (N, n_outputs)) of the contract, vectorized over the batch.
+
+    With ``magnitude``, also returns the outputs' rounding scale (float64 (N, n_outputs)): the sum of the
+    absolute values of the terms summed for each edge sum, carried through the node step
+    (``NodeStep.magnitude``). Another summation order moves an output by a few float32 epsilons of it.
+    """
     N, I = x.shape
     K, L = p.n_segments, p.L
     interp, boundary, oob = p.options.interp, p.options.boundary, p.options.oob
@@ -107,13 +116,20 @@ def eval_layer(p: LayerTables, x: np.ndarray) -> np.ndarray:
         if oob == "zero":
             v = np.where(in_dom[:, :, None], v, np.float32(0))
         s = v.sum(axis=1, dtype=np.float32)
-        s += base_branch(p.base_fun, x_f) @ p.base_weight
+        base = base_branch(p.base_fun, x_f)
+        s += base @ p.base_weight
         if nan.any():
             poisoned = (nan.astype(np.float32) @ p.active.astype(np.float32)) > 0
             s[poisoned] = np.nan
         if p.symbolic is not None:
             s += symbolic_sum(p.symbolic, x)
-        return s if p.nodes is None else p.nodes.apply(s).astype(np.float32, copy=False)
+        y = s if p.nodes is None else p.nodes.apply(s).astype(np.float32, copy=False)
+        if not magnitude:
+            return y
+        mag = np.abs(v.astype(np.float64)).sum(axis=1) + np.abs(base.astype(np.float64)) @ np.abs(p.base_weight)
+        if p.symbolic is not None:
+            mag += np.abs(symbolic_sum(p.symbolic, x, absolute=True).astype(np.float64))
+        return y, (mag if p.nodes is None else p.nodes.magnitude(s.astype(np.float64), mag))
 
 
 class NumpyEvaluator:

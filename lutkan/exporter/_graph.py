@@ -25,10 +25,20 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lutkan.artifact import LUTModel, _to_json_value, to_bytes
-from lutkan.custom_ops.schema import INPUTS, op_inputs
+from lutkan.custom_ops.function_body import inline_body
+from lutkan.custom_ops.schema import (
+    DOMAIN,
+    INPUTS,
+    SYMBOLIC_INPUTS,
+    SYMBOLIC_OP,
+    op_inputs,
+    symbolic_attributes,
+    symbolic_op_edges,
+)
+from lutkan.custom_ops.symbolic_body import build_symbolic_function
 from lutkan.exporter._versions import FORMAT_VERSION, IR_VERSION, PRODUCER_NAME, producer_version
 from lutkan.nodes import NodeStep
-from lutkan.tables import LayerTables, model_tables
+from lutkan.tables import LayerTables, SymbolicEdges, model_tables
 
 BATCH = "batch"
 """Name of the dynamic batch dimension of ``x``, ``y`` and every intermediate."""
@@ -58,8 +68,27 @@ def layer_inputs(tables: LayerTables, l: int, x: str) -> tuple[dict[str, str | N
 
 
 def node_inputs(names: dict[str, str | None]) -> list[str]:
-    """Actual input list of a LUTKanEdge node: all 9 schema inputs, "" for an absent optional one."""
-    return [names[n] or "" for n in INPUTS]
+    """Actual input list of a LUTKanEdge node: the schema inputs the layer has (an absent optional input is
+    left off the end, so the node's inputs equal its function body's formals: no "" actuals)."""
+    return [names[n] for n in INPUTS if names[n]]
+
+
+def symbolic_nodes(sym: SymbolicEdges, l: int, x: str, out: str, *, as_op: bool):
+    """Layer ``l``'s exact symbolic edges reading ``x``, writing ``out``: a ``KanSymbolic`` node (``as_op``,
+    the custom form) or its standard-op body inlined (function and standard forms); and the initializers."""
+    sym = symbolic_op_edges(sym)
+    names = {"Src": f"kan{l}.sym_src", "Dst": f"kan{l}.sym_dst", "Affine": f"kan{l}.sym_affine"}
+    arrays = {"Src": sym.src, "Dst": sym.dst, "Affine": sym.affine}
+    if as_op:
+        inits = [numpy_helper.from_array(np.ascontiguousarray(arrays[k]), names[k]) for k in SYMBOLIC_INPUTS[1:]]
+        node = helper.make_node(SYMBOLIC_OP, [x] + [names[k] for k in SYMBOLIC_INPUTS[1:]], [out],
+                                name=f"kan{l}.symbolic", domain=DOMAIN,
+                                doc_string=f"KAN layer {l}: exact symbolic edges", **symbolic_attributes(sym))
+        return [node], inits
+    inits = [numpy_helper.from_array(np.ascontiguousarray(arrays[k]), names[k]) for k in ("Src", "Affine")]
+    body = build_symbolic_function(sym)
+    return inline_body(body, {"X": x, "Src": names["Src"], "Affine": names["Affine"]}, out,
+                       prefix=f"kan{l}.symbolic/"), inits
 
 
 def _combine(layer: NodeStep | None, l: int, s: str, out: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
@@ -131,8 +160,9 @@ def _value(name: str, width: int, doc: str = "") -> onnx.ValueInfoProto:
 
 
 def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_imports: Sequence[onnx.OperatorSetIdProto],
-                functions: Sequence[onnx.FunctionProto] = ()) -> onnx.ModelProto:
-    """Assemble, shape-infer and stamp the model graph around the form's ``edge_nodes``."""
+                functions: Sequence[onnx.FunctionProto] = (), symbolic_as_op: bool = False) -> onnx.ModelProto:
+    """Assemble, shape-infer and stamp the model graph around the form's ``edge_nodes`` (symbolic edges as
+    ``KanSymbolic`` nodes when ``symbolic_as_op``, else inlined standard ops)."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     infos: list[onnx.ValueInfoProto] = []
@@ -150,7 +180,16 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
         out = OUTPUT_NAME if l == n_layers - 1 else f"h{l + 1}"
         comb_nodes, comb_inits = _combine(tables.nodes, l, f"kan{l}.edges", out)
         edges = f"kan{l}.edges" if comb_nodes else out
-        nodes += list(edge_nodes(l, names, edges))
+        if tables.symbolic is None:
+            nodes += list(edge_nodes(l, names, edges))
+        else:  # table and base edges, plus the symbolic edges: Add, in numpy_eval's order
+            sym_nodes, sym_inits = symbolic_nodes(tables.symbolic, l, h, f"kan{l}.symbolic_sum",
+                                                  as_op=symbolic_as_op)
+            nodes += list(edge_nodes(l, names, f"kan{l}.table_sum")) + sym_nodes
+            nodes.append(helper.make_node("Add", [f"kan{l}.table_sum", f"kan{l}.symbolic_sum"], [edges],
+                                          name=f"kan{l}.edge_sum"))
+            inits += sym_inits
+            infos += [_value(f"kan{l}.table_sum", layer.out_dim), _value(f"kan{l}.symbolic_sum", layer.out_dim)]
         nodes += comb_nodes
         inits += comb_inits
         if comb_nodes:

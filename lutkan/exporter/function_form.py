@@ -16,7 +16,7 @@ import onnx
 from onnx import helper
 
 from lutkan.artifact import LUTModel
-from lutkan.custom_ops.function_body import BodySpec, make_function
+from lutkan.custom_ops.function_body import BodySpec, build_function, search_steps
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE, op_attributes
 from lutkan.exporter._graph import build_model, node_inputs
 from lutkan.exporter._versions import DOMAIN_VERSION, TARGET_OPSET
@@ -26,9 +26,12 @@ DEFAULTS: dict[str, object] = {}
 
 
 def body_spec(model: LUTModel) -> BodySpec:
-    """The BodySpec a model's LUTKanEdge nodes need (its contract, base function and table scheme)."""
+    """The BodySpec a model's LUTKanEdge nodes need: its contract, base function and table scheme, the search
+    depth of its largest layer and, for ``poly``, the Bernstein degree."""
     c = model.contract
-    return BodySpec(interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun, scheme=c.scheme)
+    return BodySpec(interp=c.interp, boundary=c.boundary, oob=c.oob, base_fun=model.base_fun, scheme=c.scheme,
+                    n_steps=max(search_steps(layer.n_segments) for layer in model.layers),
+                    degree=c.L - 1 if c.interp == "poly" else 0)
 
 
 def op_node(model: LUTModel, l: int, names: dict[str, str | None], output: str) -> onnx.NodeProto:
@@ -43,7 +46,7 @@ def function_model(model: LUTModel, spec: BodySpec) -> onnx.ModelProto:
     return build_model(
         model, form="function", edge_nodes=lambda l, names, out: [op_node(model, l, names, out)],
         opset_imports=[helper.make_opsetid("", TARGET_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
-        functions=[make_function(spec, model.contract.L)])
+        functions=[build_function(spec, model.contract.L)])
 
 
 def build_function_model(model: LUTModel, options: dict) -> onnx.ModelProto:

@@ -13,7 +13,7 @@ import onnx
 from onnx import helper
 
 from lutkan.artifact import LUTModel
-from lutkan.custom_ops.function_body import BodySpec, emit_body
+from lutkan.custom_ops.function_body import BodySpec, build_function, inline_body
 from lutkan.exporter._graph import build_model
 from lutkan.exporter._versions import TARGET_OPSET
 from lutkan.exporter.function_form import DEFAULTS, OPTIONS, body_spec
@@ -22,9 +22,12 @@ __all__ = ["OPTIONS", "DEFAULTS", "build_standard_model", "standard_model"]
 
 
 def standard_model(model: LUTModel, spec: BodySpec) -> onnx.ModelProto:
-    """The standard-op model of ``model`` with the body described by ``spec``."""
+    """The standard-op model of ``model`` with the body described by ``spec`` (the function form's body
+    instantiated once per layer)."""
+    body = build_function(spec, model.contract.L)
     return build_model(model, form="standard",
-                       edge_nodes=lambda l, names, out: emit_body(spec, names, out, prefix=f"kan{l}/"),
+                       edge_nodes=lambda l, names, out: inline_body(
+                           body, {f: n for f, n in names.items() if n}, out, prefix=f"kan{l}/"),
                        opset_imports=[helper.make_opsetid("", TARGET_OPSET)])
 
 

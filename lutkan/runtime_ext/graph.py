@@ -25,9 +25,23 @@ import onnx
 import onnx.inliner
 from onnx import AttributeProto, numpy_helper
 
-from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, MAX_L, MIN_L, OOB_POLICIES
-from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OP_VERSION, tables_from_op
+from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, MAX_L, MIN_L, OOB_POLICIES, POLY_MAX_L
+from lutkan.custom_ops.function_body import inline_body
+from lutkan.custom_ops.schema import (
+    ATTRIBUTES,
+    DOMAIN,
+    INPUTS,
+    OP_TYPE,
+    READABLE_OP_VERSIONS,
+    SYMBOLIC_ATTRIBUTES,
+    SYMBOLIC_INPUTS,
+    SYMBOLIC_OP,
+    symbolic_from_op,
+    tables_from_op,
+)
+from lutkan.custom_ops.symbolic_body import build_symbolic_function
 from lutkan.errors import OnnxModelError
+from lutkan.symbolic import SYMBOLIC_CODES
 from lutkan.tables import LayerTables
 
 __all__ = ["PreparedNode", "read_model", "prepare", "is_lutkan_edge"]
@@ -203,6 +217,9 @@ def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: se
     for role, name in zip(INPUTS[1:], list(node.input[1:]) + [""] * (len(INPUTS) - n_in), strict=True):
         arrs[role] = _table_array(where, role, name, scope, overridable) if name else None
     I, O = _check_tensors(where, arrs, attrs["L"])
+    if attrs["interp"] == "poly" and (arrs["Table"].dtype.kind != "f" or attrs["L"] > POLY_MAX_L):
+        raise OnnxModelError(f"{where}: interp='poly' needs a float16/float32 Table with L <= {POLY_MAX_L} "
+                             f"coefficients, got {arrs['Table'].dtype} L={attrs['L']}")
     return tables_from_op(arrs, attrs), attrs, I, O
 
 
@@ -223,10 +240,48 @@ def _used_names(graph: onnx.GraphProto, used: set) -> None:
 
 
 def _contains_edge(nodes) -> bool:
+    """Whether ``nodes`` (or their subgraphs) hold any lutkan-domain node."""
     for n in nodes:
-        if is_lutkan_edge(n) or any(_contains_edge(g.node) for g in _subgraphs(n)):
+        if n.domain == DOMAIN or any(_contains_edge(g.node) for g in _subgraphs(n)):
             return True
     return False
+
+
+def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: dict, overridable: set) -> list[onnx.NodeProto]:
+    """A validated ``KanSymbolic`` node replaced by its standard-op body (the plugin has no kernel for it:
+    onnxruntime runs the expansion natively, exactly as in the function form)."""
+    if len(node.input) != len(SYMBOLIC_INPUTS) or len(node.output) != 1 or not all(node.input):
+        raise OnnxModelError(f"{where}: KanSymbolic takes inputs {', '.join(SYMBOLIC_INPUTS)} and one output")
+    attrs = {a.name: a for a in node.attribute}
+    if set(attrs) != set(SYMBOLIC_ATTRIBUTES):
+        raise OnnxModelError(f"{where}: KanSymbolic needs exactly the attributes {', '.join(SYMBOLIC_ATTRIBUTES)}")
+    if attrs["functions"].type != AttributeProto.STRINGS or attrs["n_outputs"].type != AttributeProto.INT:
+        raise OnnxModelError(f"{where}: attribute functions must be STRINGS and n_outputs an INT")
+    try:
+        funs = [s.decode("utf-8") for s in attrs["functions"].strings]
+    except UnicodeDecodeError:
+        raise OnnxModelError(f"{where}: attribute functions is not valid UTF-8") from None
+    O = int(attrs["n_outputs"].i)
+    arrs = {role: _table_array(where, role, name, scope, overridable)
+            for role, name in zip(SYMBOLIC_INPUTS[1:], node.input[1:], strict=True)}
+    S = len(funs)
+    for role, dtype, shape in (("Src", np.int64, (S,)), ("Dst", np.int64, (S,)), ("Affine", np.float64, (S, 4))):
+        a = arrs[role]
+        if a.dtype != np.dtype(dtype) or tuple(a.shape) != shape:
+            raise OnnxModelError(f"{where}: {role} must be {np.dtype(dtype).name} {shape} ({S} functions), got "
+                                 f"{a.dtype} {tuple(a.shape)}")
+    unknown = sorted({f for f in funs if f not in SYMBOLIC_CODES})
+    if unknown or O < 1 or S < 1:
+        raise OnnxModelError(f"{where}: unknown symbolic function(s) {unknown}, or n_outputs={O} / {S} edges < 1")
+    if np.any(arrs["Src"] < 0) or np.any(arrs["Dst"] < 0) or np.any(arrs["Dst"] >= O):
+        raise OnnxModelError(f"{where}: Src must be >= 0 and Dst in [0, {O})")
+    if not np.all(np.isfinite(arrs["Affine"])):
+        raise OnnxModelError(f"{where}: Affine contains NaN or inf")
+    sym = symbolic_from_op(arrs, {"functions": funs, "n_outputs": O})
+    body = build_symbolic_function(sym)
+    prefix = (node.name or node.output[0]) + "/"
+    return inline_body(body, {"X": node.input[0], "Src": node.input[1], "Affine": node.input[3]}, node.output[0],
+                       prefix)
 
 
 def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[PreparedNode]]:
@@ -245,9 +300,9 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
     if not _contains_edge(model.graph.node):
         return model, []
     version = next((o.version for o in model.opset_import if o.domain == DOMAIN), None)
-    if version != OP_VERSION:
-        raise OnnxModelError(f"the model uses LUTKanEdge but imports domain {DOMAIN!r} at version {version}; "
-                             f"this lutkan supports version {OP_VERSION}")
+    if version not in READABLE_OP_VERSIONS:
+        raise OnnxModelError(f"the model uses lutkan ops but imports domain {DOMAIN!r} at version {version}; "
+                             f"this lutkan supports versions {', '.join(map(str, READABLE_OP_VERSIONS))}")
 
     prepared: list[PreparedNode] = []
     consumed: list[tuple[onnx.GraphProto, str]] = []
@@ -259,7 +314,17 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
         owner = dict(outer_owner)
         owner.update({t.name: graph for t in graph.initializer})
         overridable = top_inputs if graph is model.graph else {i.name for i in graph.input}
+        expanded = []
         for node in graph.node:
+            if node.domain == DOMAIN and node.op_type == SYMBOLIC_OP:
+                where = f"KanSymbolic node {node.name!r}"
+                expanded += _symbolic_expansion(node, where, scope, overridable)
+                consumed.extend((owner.get(name), name) for name in (node.input[2],))  # Dst: not read any more
+                continue
+            if node.domain == DOMAIN and not is_lutkan_edge(node):
+                raise OnnxModelError(f"node {node.name!r}: unknown op {DOMAIN}::{node.op_type} (this lutkan knows "
+                                     f"{OP_TYPE} and {SYMBOLIC_OP})")
+            expanded.append(node)
             if is_lutkan_edge(node):
                 idx = len(prepared)
                 where = f"LUTKanEdge node {node.name!r} (#{idx})" if node.name else f"LUTKanEdge node #{idx}"
@@ -276,6 +341,8 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
                                              node=node))
             for g in _subgraphs(node):
                 walk(g, scope, owner)
+        del graph.node[:]
+        graph.node.extend(expanded)
 
     walk(model.graph, {}, {})
 

@@ -8,6 +8,6 @@
 Importing this package loads only NumPy and ``lutkan.metrics``; the backends are imported on first use.
 """
 
-from lutkan.testing.oracle import BACKENDS, assert_backends_agree, backends, onnx_runner
+from lutkan.testing.oracle import BACKENDS, assert_backends_agree, backends, onnx_runner, rounding_allowance
 
-__all__ = ["BACKENDS", "assert_backends_agree", "backends", "onnx_runner"]
+__all__ = ["BACKENDS", "assert_backends_agree", "backends", "onnx_runner", "rounding_allowance"]

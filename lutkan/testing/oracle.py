@@ -12,7 +12,7 @@ and integer arrays are converted, a bad shape/dtype raises ``InputError``):
 ``plugin-function`` the ``function`` form with the plugin (``make_session(..., plugin=True)``)
 ``plugin-custom``   the ``custom`` form with the plugin
 ``onnxref-function`` ``onnx.reference.ReferenceEvaluator`` on the ``function`` form (the body)
-``onnxref-custom``  ``ReferenceEvaluator(custom form, new_ops=[LUTKanEdge])`` (the OpRun)
+``onnxref-custom``  ``ReferenceEvaluator(custom form, new_ops=OPS)`` (the OpRuns)
 ==================  ====================================================================
 
 ``assert_backends_agree(model, x)`` compares each against the reference with ``compare_outputs``
@@ -28,7 +28,7 @@ import numpy as np
 
 from lutkan.metrics import assert_outputs_close
 
-__all__ = ["BACKENDS", "ENGINES", "ONNX_BACKENDS", "assert_backends_agree", "backends", "onnx_runner"]
+__all__ = ["BACKENDS", "ENGINES", "ONNX_BACKENDS", "rounding_allowance", "assert_backends_agree", "backends", "onnx_runner"]
 
 BACKENDS = ("numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
             "onnxref-function", "onnxref-custom")
@@ -59,14 +59,14 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    from lutkan.custom_ops.reference_op import LUTKanEdge
+    from lutkan.custom_ops.reference_op import OPS
     from lutkan.evaluators.inputs import check_input
 
     if not isinstance(proto, onnx.ModelProto):
         proto = onnx.load_from_string(proto) if isinstance(proto, bytes) else onnx.load(proto)
     (inp,) = proto.graph.input
     width = inp.type.tensor_type.shape.dim[1].dim_value  # lutkan exports declare (batch, n_inputs)
-    ev = ReferenceEvaluator(proto, new_ops=[LUTKanEdge] if engine == "onnxref+op" else None)
+    ev = ReferenceEvaluator(proto, new_ops=list(OPS) if engine == "onnxref+op" else None)
 
     def f(x):
         x = check_input(x, width)
@@ -123,12 +123,12 @@ def _names(include: Iterable[str] | None) -> tuple[str, ...]:
 def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel: float = 1e-5,
                           abs_floor: float = 0.0, reference: np.ndarray | None = None,
                           runners: dict[str, Callable] | None = None, what: str = "",
-                          dtype=np.float32) -> dict[str, dict]:
+                          dtype=np.float32, allowance: bool = True) -> dict[str, dict]:
     """Run ``x`` through every backend and compare each with the NumPy reference.
 
-    Agreement is ``assert_outputs_close``: ``|y - ref| <= rel * max(max|ref|, 1) + abs_floor`` where both
-    are ordinary, and NaN/inf/huge (> ``HUGE``) at the same positions. Every output must be a float32
-    array of the reference's shape.
+    Agreement is ``assert_outputs_close``: ``|y - ref| <= rel * max(max|ref|, 1) + abs_floor (+ the
+    rounding allowance)`` where both are ordinary, and NaN/inf/huge (> ``HUGE``) at the same positions.
+    Every output must be a float32 array of the reference's shape.
 
     Args:
         include: backend names (default all; ``numpy`` is compared too when ``reference`` is given).
@@ -136,6 +136,8 @@ def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel
         runners: prebuilt ``backends(model, ...)`` to reuse (``include`` then selects among them).
         what: context for the failure message.
         dtype: the dtype every output must have (None: any float dtype, for non-lutkan contenders).
+        allowance: add ``rounding_allowance(model, x)`` per entry (what other summation orders of the hidden
+            layers may do downstream, ``docs/contract.md`` §5); needs ``model``.
 
     Returns:
         {backend: compare_outputs stats} of the backends compared.
@@ -150,6 +152,8 @@ def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel
         with np.errstate(all="ignore"):
             reference = ref_fn(x)
         runners = {n: f for n, f in runners.items() if n != "numpy"}
+    if allowance and model is not None and len(model.layers) > 1:
+        abs_floor = abs_floor + rounding_allowance(model, x)
     stats = {}
     for name, f in runners.items():
         label = f"backend {name!r}" + (f" ({what})" if what else "")
@@ -164,3 +168,44 @@ def assert_backends_agree(model, x, *, include: Iterable[str] | None = None, rel
             stats[name] = assert_outputs_close(y, reference, rel=rel, abs_floor=abs_floor,
                                                what=f"{label} vs the NumPy reference")
     return stats
+
+
+ROUNDING_FACTOR = 16
+"""How many float32 epsilons of an edge sum's magnitude a backend's summation order may move it by."""
+
+
+def rounding_allowance(model, x, *, factor: float = ROUNDING_FACTOR) -> np.ndarray:
+    """(N, n_outputs) float64: how far the outputs may move when backends sum the hidden layers' terms in
+    another order (``docs/contract.md`` §5).
+
+    Every hidden layer's outputs are perturbed by ``+-factor * eps32 * magnitude`` (``eval_layer(...,
+    magnitude=True)``: the absolute terms behind each value, through the node step) and the rest of the
+    network is re-run with the NumPy reference; the largest output change is the allowance. It is what a
+    steep downstream edge (e.g. an exact symbolic ``cos`` fed a large hidden value, or a multiplication node)
+    makes of a rounding difference that is itself within float32 precision. The last layer's own rounding is
+    covered by the comparison's relative tolerance. Entries whose perturbed run is NaN/inf get ``inf``.
+    """
+    from lutkan.evaluators.inputs import check_input
+    from lutkan.evaluators.numpy_eval import eval_layer
+    from lutkan.tables import model_tables
+
+    tables = model_tables(model)
+    h = check_input(x, model.n_inputs)[:, model.input_id]
+    hidden = []
+    with np.errstate(all="ignore"):
+        for p in tables:
+            h, mag = eval_layer(p, h, magnitude=True)
+            hidden.append((h, mag))
+        ref = hidden[-1][0].astype(np.float64)
+        allow = np.zeros(ref.shape)
+        eps = float(np.finfo(np.float32).eps)
+        for l in range(len(tables) - 1):
+            base, mag = hidden[l]
+            for sign in (1.0, -1.0):
+                g = (base.astype(np.float64) + sign * factor * eps * np.nan_to_num(mag)).astype(np.float32)
+                for p in tables[l + 1:]:
+                    g = eval_layer(p, g)
+                d = np.abs(g.astype(np.float64) - ref)
+                d[np.isnan(d) & np.isfinite(ref)] = np.inf
+                allow = np.fmax(allow, d)
+    return allow
