@@ -23,16 +23,26 @@ EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 def _add_contract_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compile options (used when the model is a pykan source)")
-    g.add_argument("--L", type=int, default=C.DEFAULT_L, help=f"samples per knot interval, endpoints included (default {C.DEFAULT_L})")
-    g.add_argument("--scheme", choices=C.SCHEMES, default=C.DEFAULT_SCHEME, help="table storage (default %(default)s)")
-    g.add_argument("--interp", choices=C.INTERPS, default=C.DEFAULT_INTERP, help="interpolation (default %(default)s)")
+    g.add_argument("--L", type=int, default=None,
+                   help=f"samples per knot interval, endpoints included (default {C.DEFAULT_L}; with --interp poly the "
+                        f"compiler sets it to the spline order + 1)")
+    g.add_argument("--scheme", choices=C.SCHEMES, default=C.DEFAULT_SCHEME,
+                   help="table storage (default %(default)s; poly: float32 or float16)")
+    g.add_argument("--interp", choices=C.INTERPS, default=C.DEFAULT_INTERP,
+                   help="linear or nearest table lookups, or poly: each segment's exact polynomial (default %(default)s)")
+    g.add_argument("--symbolic", choices=C.SYMBOLIC_MODES, default=C.DEFAULT_SYMBOLIC,
+                   help="symbolic edges: exact (evaluated as pykan does, everywhere) or tabulate (default %(default)s)")
     g.add_argument("--boundary", choices=C.BOUNDARIES, default=C.DEFAULT_BOUNDARY, help="domain membership at the upper end (default %(default)s)")
     g.add_argument("--oob", choices=C.OOB_POLICIES, default=C.DEFAULT_OOB, help="out-of-bounds policy for the tabulated term (default %(default)s)")
     g.add_argument("--checkpoint-id", default=None, help="checkpoint id inside a folder of pykan checkpoints (default: the latest)")
 
 
 def _options(a) -> C.ContractOptions:
-    return C.ContractOptions(L=a.L, scheme=a.scheme, interp=a.interp, boundary=a.boundary, oob=a.oob)
+    if a.L is not None and a.interp == "poly":
+        _say(a, f"note: --L {a.L} is ignored with --interp poly (L is the spline order + 1)")
+    L = C.DEFAULT_L if a.L is None else a.L
+    return C.ContractOptions(L=L, scheme=a.scheme, interp=a.interp, boundary=a.boundary, oob=a.oob,
+                             symbolic=a.symbolic)
 
 
 def _is_lutkan(path: str) -> bool:
@@ -83,19 +93,22 @@ def _select(a):
         x = src.cache_data
     else:
         raise LutKanError("--max-error needs calibration inputs: the source has no cache_data; pass --calib X.npy")
-    _say(a, f"choosing L and scheme for max error {a.max_error:g} x output std on {len(x)} calibration rows")
+    _say(a, f"choosing interp, L and scheme for max error {a.max_error:g} x output std on {len(x)} calibration "
+            f"rows (smallest stored bytes first)")
 
     def show(t):
-        _say(a, f"  L={t.L:<4} {t.scheme:<8} {t.table_bytes:>11,} table bytes  error/std {t.error:.4g}  "
+        _say(a, f"  {t.interp:<7} L={t.L:<4} {t.scheme:<8} {t.stored_bytes:>11,} bytes  error/std {t.error:.4g}  "
                 f"{'ok' if t.ok else 'over'}")
 
+    interps = tuple(s.strip() for s in a.interps.split(",") if s.strip())
     try:
         model, _ = select_options(src, x, a.max_error, base=_options(a), Ls=_int_list(a.L_choices, "--L-choices"),
-                                  on_trial=show)
+                                  interps=interps, on_trial=show)
     except SelectionError as e:
         print(f"FAILED: {e}")
         return None
-    _say(a, f"chose L={model.contract.L} {model.contract.scheme}")
+    c = model.contract
+    _say(a, f"chose {c.interp} L={c.L} {c.scheme} ({sum(model.table_bytes()):,} bytes)")
     return model
 
 
@@ -208,12 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("source", help="checkpoint prefix DIR/ID (e.g. model/0.3) or a folder of checkpoints")
     c.add_argument("-o", "--output", required=True, help="output .lutkan path")
     _add_contract_flags(c)
-    g = c.add_argument_group("automatic L and scheme (replaces --L and --scheme)")
+    g = c.add_argument_group("automatic interp, L and scheme (replaces --interp, --L and --scheme)")
     g.add_argument("--max-error", type=float, default=None, metavar="REL",
-                   help="pick the smallest tables (L in 16/32/64/128 x int8/uint8/float16/float32) whose max abs "
-                        "output error is <= REL x that output's std on the calibration inputs; exit 1 if none is")
+                   help="pick the smallest stored model (interp x L x scheme, poly included, by exact bytes) whose max "
+                        "abs output error is <= REL x that output's std on the calibration inputs; exit 1 if none is")
     g.add_argument("--L-choices", default="16,32,64,128", metavar="L1,L2,...",
-                   help="with --max-error: the L values to try (default %(default)s)")
+                   help="with --max-error: the L values to try for tables (default %(default)s)")
+    g.add_argument("--interps", default=",".join(C.INTERPS), metavar="I1,I2,...",
+                   help="with --max-error: the interpolations to try (default %(default)s)")
     g.add_argument("--calib", default=None, metavar="X.npy",
                    help="calibration inputs for --max-error (default: the checkpoint's cache_data)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -49,7 +49,7 @@ def test_committed_onnx_is_current(bundled):
     for key in ("lutkan.form", "lutkan.contract", "lutkan.source_sha256", "lutkan.table_dtype"):
         assert meta[key] == fresh_meta[key], f"{name}.onnx metadata {key} is stale; {REGEN}"
     assert json.loads(meta["lutkan.contract"]) == {"L": 64, "boundary": "closed", "interp": "linear",
-                                                   "oob": "zero", "scheme": "int8"}
+                                                   "oob": "zero", "scheme": "int8", "symbolic": "exact"}
     onnx.checker.check_model(committed, full_check=True)
     assert sum(n.op_type == "LUTKanEdge" for n in committed.graph.node) == len(lut.layers)
 

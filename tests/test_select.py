@@ -1,4 +1,4 @@
-"""Automatic L/scheme choice (``lutkan.compiler.select`` and ``lutkan compile --max-error``)."""
+"""Automatic interp/L/scheme choice (``lutkan.compiler.select`` and ``lutkan compile --max-error``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 from lutkan.cli import EXIT_ERROR, EXIT_OK, EXIT_VERIFY_FAILED, main
-from lutkan.compiler.select import SelectionError, candidate_order, select_options
+from lutkan.compiler.select import SelectionError, candidates, select_options, stored_bytes
 from lutkan.errors import LutKanError
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.metrics import error_over_std
@@ -24,17 +24,25 @@ def bc():
     return as_source(BUNDLED)
 
 
-def test_candidate_order_is_by_bytes_per_sample():
-    order = candidate_order()
-    assert len(order) == 16 and len(set(order)) == 16
-    size = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
-    keys = [L * size[s] for L, s in order]
+def test_candidates_are_by_exact_stored_bytes(bc):
+    """Every (interp, L, scheme): 16 table candidates for each of linear/nearest, 2 poly ones; sorted by the
+    exact bytes a compiled model stores (checked against a compile of each)."""
+    from lutkan.compiler import compile_model
+    from lutkan.contract import ContractOptions
+
+    cands = candidates(bc)
+    assert len(cands) == 2 * 16 + 2
+    keys = [c.stored_bytes for c in cands]
     assert keys == sorted(keys)
-    assert order[:2] == [(16, "int8"), (16, "uint8")] and order[-1] == (128, "float32")
+    for c in cands:
+        model = compile_model(bc, ContractOptions(interp=c.interp, L=c.L, scheme=c.scheme))
+        assert int(sum(model.table_bytes())) == c.stored_bytes == stored_bytes(bc, c.interp, c.L, c.scheme)
+    poly = [c for c in cands if c.interp == "poly"]
+    assert {c.scheme for c in poly} == {"float16", "float32"} and all(c.L == 4 for c in poly)
     with pytest.raises(LutKanError, match="unknown scheme"):
-        candidate_order(schemes=("int4",))
+        candidates(bc, schemes=("int4",))
     with pytest.raises(LutKanError, match="L must be >= 2"):
-        candidate_order(Ls=(1,))
+        candidates(bc, Ls=(1,))
 
 
 def test_error_over_std():
@@ -46,28 +54,50 @@ def test_error_over_std():
     assert np.isnan(error_over_std(ref[:, 1:], ref[:, 1:]))
 
 
-def test_select_picks_first_candidate_meeting_the_bound(bc):
+def test_select_picks_the_smallest_candidate_meeting_the_bound(bc):
+    """Enumerate every candidate with its error: the choice is the one with the fewest bytes among those meeting
+    the bound, and select stopped there (the trials are exactly the candidates up to it, in byte order)."""
+    from lutkan.compiler import compile_model
+    from lutkan.contract import ContractOptions
+
     x = bc.cache_data
-    model, trials = select_options(bc, x, 0.01)
-    assert trials[-1].ok and all(not t.ok for t in trials[:-1])
-    assert (model.contract.L, model.contract.scheme) == (trials[-1].L, trials[-1].scheme)
-    # the chosen artifact really meets the bound, recomputed independently
-    err = error_over_std(NumpyEvaluator(model)(x.astype(np.float32)), bc.forward(x.astype(np.float64)))
-    assert err <= 0.01 and err == pytest.approx(trials[-1].error)
-    assert [(t.L, t.scheme) for t in trials] == candidate_order()[:len(trials)]
+    ref = bc.forward(x.astype(np.float32).astype(np.float64))
+    errors = {}
+    for c in candidates(bc):
+        model = compile_model(bc, ContractOptions(interp=c.interp, L=c.L, scheme=c.scheme))
+        errors[c] = error_over_std(NumpyEvaluator(model)(x.astype(np.float32)), ref)
+    for bound in (0.05, 0.01, 0.002):
+        passing = [c for c in errors if errors[c] <= bound]
+        want = min(passing, key=lambda c: c.stored_bytes)
+        model, trials = select_options(bc, x, bound)
+        got = (model.contract.interp, model.contract.L, model.contract.scheme)
+        assert got == (want.interp, want.L, want.scheme), (bound, got, want)
+        assert trials[-1].ok and all(not t.ok for t in trials[:-1])
+        assert [(t.interp, t.L, t.scheme) for t in trials] == [(c.interp, c.L, c.scheme) for c in
+                                                              candidates(bc)[:len(trials)]]
+        assert trials[-1].error == pytest.approx(errors[want])
+
+
+def test_select_prefers_fewer_bytes_over_fewer_samples(realmodels):
+    """The fix of issue 12: an L=32 float16 table (8,532 B on torward_vlbi_deep) beats an L=64 uint8 one
+    (9,556 B) that also meets the bound; the old order (L x bytes per entry) picked the uint8 one."""
+    from lutkan.compiler import as_source
+
+    s = as_source(str(realmodels / "torward_vlbi_deep" / "0.2"))
+    assert stored_bytes(s, "linear", 32, "float16") < stored_bytes(s, "linear", 64, "uint8")
 
 
 def test_select_keeps_the_callers_contract(bc):
     from lutkan.contract import ContractOptions
 
-    model, _ = select_options(bc, bc.cache_data, 0.05, base=ContractOptions(interp="nearest", oob="clip"))
-    assert model.contract.interp == "nearest" and model.contract.oob == "clip"
+    model, _ = select_options(bc, bc.cache_data, 0.05, base=ContractOptions(boundary="half_open", oob="clip"))
+    assert model.contract.boundary == "half_open" and model.contract.oob == "clip"
 
 
 def test_select_reports_failure_with_trials(bc):
     with pytest.raises(SelectionError, match="best was") as e:
         select_options(bc, bc.cache_data, 1e-12, Ls=(16, 32))
-    assert len(e.value.trials) == 8 and not any(t.ok for t in e.value.trials)
+    assert len(e.value.trials) == 2 * 8 + 2 and not any(t.ok for t in e.value.trials)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -89,9 +119,9 @@ def test_cli_max_error(tmp_path, capsys):
     out = tmp_path / "auto.lutkan"
     assert main(["compile", BUNDLED, "-o", str(out), "--max-error", "0.01"]) == EXIT_OK
     text = capsys.readouterr().out
-    assert "error/std" in text and "chose L=" in text
+    assert "error/std" in text and "chose " in text
     m = load(out)
-    assert f"chose L={m.contract.L} {m.contract.scheme}" in text
+    assert f"chose {m.contract.interp} L={m.contract.L} {m.contract.scheme}" in text
     # impossible bound: exit 1, nothing written
     bad = tmp_path / "none.lutkan"
     assert main(["compile", BUNDLED, "-o", str(bad), "--max-error", "1e-12", "--L-choices", "16"]) == EXIT_VERIFY_FAILED
@@ -113,4 +143,9 @@ def test_real_checkpoint_where_int8_fails_gets_a_wider_scheme(realmodels):
     s = as_source(str(src))
     model, trials = select_options(s, s.cache_data, 0.06)
     assert trials[-1].ok and model.contract.scheme != "int8"
-    assert any(t.scheme == "int8" and t.L == 64 and not t.ok for t in trials)
+    from lutkan.compiler import compile_model
+    from lutkan.contract import ContractOptions
+
+    int8 = compile_model(s, ContractOptions(L=64, scheme="int8"))
+    ref = s.forward(s.cache_data.astype(np.float32).astype(np.float64))
+    assert error_over_std(NumpyEvaluator(int8)(s.cache_data.astype(np.float32)), ref) > 0.06

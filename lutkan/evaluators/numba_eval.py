@@ -82,9 +82,10 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, i
     lm1 = _F1 if poly else np.float32(L - 1)
     lm2 = L - 2
     ulim = _UEXT if poly else _FMAX
-    bas = np.empty(L, np.float32)  # poly: Bernstein basis of one sample
-    binom = np.empty(L, np.float32)
-    for m in range(L):
+    nb = L if poly else 1
+    bas = np.empty(nb, np.float32)  # poly: Bernstein basis of one sample
+    binom = np.empty(nb, np.float32)
+    for m in range(nb):
         binom[m] = np.float32(_binomial(L - 1, m))
     for n in range(N):
         for j in range(O):
@@ -168,18 +169,22 @@ def lut_layer_kernel(x, knots, bounds, seg_scale, dense, base_w, edge_mask, L, i
                 else:
                     bvs[n] = _F0
         # (3) gather two rows (one for nearest; L for poly) and update all outputs.
-        if poly:
+        if poly:  # L control-point rows per sample, each weighted by its basis value (contiguous over outputs)
             for n in range(N):
                 _bernstein(wl[n], binom, bas)
                 r = row[n]
                 t = tm[n]
                 bv = bvs[n]
                 o = out[n]
+                c0 = t * bas[0]
+                d0 = dense[r]
                 for j in range(O):
-                    acc = bas[0] * dense[r, j]
-                    for m in range(1, L):
-                        acc = acc + bas[m] * dense[r + m, j]
-                    o[j] += t * acc + bw[j] * bv
+                    o[j] += c0 * d0[j] + bw[j] * bv
+                for m in range(1, L):
+                    cm = t * bas[m]
+                    dm = dense[r + m]
+                    for j in range(O):
+                        o[j] += cm * dm[j]
             continue
         for n in range(N):
             r = row[n]
