@@ -41,6 +41,9 @@ MAGIC = b"LUTKAN\x00\x01"
 MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
 _ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32", "float64"}
+_ARRAY_DTYPES = {"table": {"int8", "uint8", "float16", "float32"}, "edge_src": {"int32"}, "edge_dst": {"int32"},
+                 "sym_src": {"int32"}, "sym_dst": {"int32"}, "sym_affine": {"float64"}, "input_id": {"int64"}}
+"""The dtypes each array may declare (the rest are float32); checked before anything is read."""
 
 _LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
                  "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
@@ -413,8 +416,10 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
                 raise ArtifactError(f"{where}: array {key!r} is missing")
             e = entries[key]
             dt, shape, off, nb = e["dtype"], e["shape"], e["offset"], e["nbytes"]
-            if dt not in _ALLOWED_DTYPES:
-                raise ArtifactError(f"{where}: array {key!r} has disallowed dtype {dt!r}")
+            allowed = _ARRAY_DTYPES.get(key.rsplit(".", 1)[-1], {"float32"})
+            if dt not in _ALLOWED_DTYPES or dt not in allowed:
+                raise ArtifactError(f"{where}: array {key!r} has disallowed dtype {dt!r} (allowed: "
+                                    f"{', '.join(sorted(allowed))})")
             if (not isinstance(shape, list) or len(shape) > 4
                     or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape)):
                 raise ArtifactError(f"{where}: array {key!r} has an invalid shape {shape!r}")

@@ -346,7 +346,7 @@ HEADER_EDITS = {
     "no_base_fun": (lambda h, r: h.pop("base_fun"), "inconsistent"),
     "no_arrays": (lambda h, r: h.pop("arrays"), "inconsistent"),
     # dtypes
-    "dtype_float64": (lambda h, r: h["arrays"][KNOTS].__setitem__("dtype", "float64"), "disallowed dtype 'float64'"),
+    "dtype_float64": (lambda h, r: h["arrays"][KNOTS].__setitem__("dtype", "float64"), "disallowed dtype 'float64' (allowed: float32)"),
     "dtype_object": (lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "object"), "disallowed dtype 'object'"),
     "dtype_O": (lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "O"), "disallowed dtype"),
     "dtype_unicode": (lambda h, r: h["arrays"][TABLE].__setitem__("dtype", "<U4"), "disallowed dtype"),
@@ -523,8 +523,8 @@ def _value_edits(m, layer):
     ii = m.input_id.copy()
     ii[0] = m.n_inputs
     out["input_id_range"] = ("input_id", ii, "input_id out of range")
-    out["input_id_int32"] = ("input_id", m.input_id.astype(np.int32), "input_id must be a 1-D int64 array")
-    out["knots_float16"] = (KNOTS, k.astype(np.float16), "knots must be float32")
+    out["input_id_int32"] = ("input_id", m.input_id.astype(np.int32), "has disallowed dtype 'int32' (allowed: int64)")
+    out["knots_float16"] = (KNOTS, k.astype(np.float16), "has disallowed dtype 'float16' (allowed: float32)")
     return out
 
 
