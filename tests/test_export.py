@@ -28,7 +28,7 @@ from lutkan.exporter.function_form import body_spec, function_model
 from lutkan.metrics import assert_outputs_close
 from lutkan.testing import assert_backends_agree, backends, onnx_runner
 from lutkan.testing.inputs import adversarial_inputs, single_value_rows
-from lutkan.testing.models import KNOT_KINDS, random_source
+from lutkan.testing.models import KNOT_KINDS, random_model, random_source
 from lutkan.testing.strategies import contract_options, sources
 
 REL = 1e-5
@@ -137,3 +137,20 @@ def test_random_models_with_repeated_knots(src, opts, xseed):
     for form in ("function", "standard"):
         y = onnx_runner(export(model, form), "ort")(x)
         assert_outputs_close(y, ref, rel=REL, what=f"{form} {src.provenance['call']}")
+
+
+@pytest.mark.parametrize("interp,scheme", [("linear", "int8"), ("poly", "float32")])
+def test_large_batch_goes_through_the_row_chunks(interp, scheme):
+    """Past ``CHUNK_ELEMENTS`` the body computes the first rows directly and the rest in a Scan over chunks
+    (bounded memory): every row, head, chunks and the padding tail, equals the reference."""
+    from lutkan.custom_ops.function_body import CHUNK_ELEMENTS
+
+    model = random_model((64, 64, 2), ContractOptions(L=8, scheme=scheme, interp=interp), G=3, k=2, seed=5)
+    rows_per_chunk = CHUNK_ELEMENTS // (64 * 64 * (3 if interp == "poly" else 2))
+    n = 2 * rows_per_chunk + 101  # the head, then two Scan chunks of (rows + 101) / 2 rows (one padded row)
+    x = adversarial_inputs(model, n, seed=6)
+    ref = NumpyEvaluator(model)(x)
+    for form in ("function", "standard"):
+        y = onnx_runner(export(model, form), "ort")(x)
+        assert_outputs_close(y, ref, rel=REL, what=f"{form} at {n} rows")
+    np.testing.assert_array_equal(onnx_runner(export(model, "function"), "ort")(x[:7]), y[:7])

@@ -42,6 +42,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from onnxscript import build_function as _trace_function
+from onnxscript import build_graph as _trace_graph
 
 from lutkan.contract import BASE_FUNS, BOUNDARIES, FLT_MAX, INTERPS, OOB_POLICIES, SCHEMES, U_EXT
 from lutkan.custom_ops.schema import ATTRIBUTES, DOMAIN, INPUTS, OP_TYPE, OUTPUTS, TARGET_OPSET
@@ -53,6 +54,13 @@ _FLT_MAX = float(FLT_MAX)
 _I64 = ir.DataType.INT64
 _TABLE_TYPES = {"int8": ir.DataType.INT8, "uint8": ir.DataType.UINT8, "float16": ir.DataType.FLOAT16,
                 "float32": ir.DataType.FLOAT}
+
+
+COUNT_MAX_K = 32
+"""Largest segment count (rounded up to a power of two) searched by counting instead of bisection."""
+CHUNK_ELEMENTS = 1 << 25
+"""Most floats one chunk of rows gathers (N_chunk * I * rows per input * O; 128 MB): bounds the body's memory.
+ids78 (78 x 32 outputs) takes 6,721 rows per chunk, so batches up to that need no Scan iteration."""
 
 
 def search_steps(n_segments: int) -> int:
@@ -85,6 +93,12 @@ class BodySpec:
             raise ValueError("degree > 0 exactly for interp='poly'")
 
     @property
+    def counts(self) -> bool:
+        """Segment search by counting the knots <= x (fast in onnxruntime for few knots) or, above
+        ``COUNT_MAX_K`` segments, by a binary search (memory and time grow with log K, not K)."""
+        return 2**self.n_steps <= COUNT_MAX_K
+
+    @property
     def formals(self) -> tuple[str, ...]:
         """The inputs the body reads, in schema order (the optional ones only when the scheme has them)."""
         n = {"int8": 8, "uint8": 9}.get(self.scheme, 7)
@@ -107,6 +121,64 @@ class _Body:
 
     def __init__(self, op, spec: BodySpec):
         self.op, self.s = op, spec
+
+    def on(self, op) -> _Body:
+        """A view of this body (its derived tables) that emits nodes with ``op`` (a subgraph's builder)."""
+        c = _Body.__new__(_Body)
+        c.__dict__.update(self.__dict__)
+        c.op = op
+        return c
+
+    def max_rows(self):
+        """Rows whose gathered tensors hold at most ``CHUNK_ELEMENTS`` floats (at least 1)."""
+        op, d = self.op, self.d
+        per_row = op.Mul(op.Mul(d["I"], d["O"]), (self.s.degree + 1) if self.s.interp == "poly" else 2)
+        if self.s.counts:  # the knot comparison holds (K-1) x I per row
+            per_row = op.Max(per_row, op.Mul(d["I"], d["K"]))
+        return op.Max(op.Div(_c(op, [CHUNK_ELEMENTS], _I64), per_row), [1], _outputs=["chunk_max_rows"])
+
+    def rows(self, X, per_call):
+        """``per_call`` on every row of ``X`` with peak memory O(N*I) for any batch: the first ``max_rows()`` rows
+        directly (a batch that fits is computed with no subgraph overhead), the rest in a ``Scan`` over chunks of
+        at most that many rows (none for a small batch)."""
+        op = self.op
+        cap = self.max_rows()
+        n = op.Slice(op.Shape(X), [0], [1], _outputs=["batch"])
+        head_n = op.Min(n, cap, _outputs=["head_rows"])
+        y_head = per_call(op, op.Slice(X, [0], head_n, [0], _outputs=["x_head"]), "head")
+        rest = op.Slice(X, head_n, n, [0], _outputs=["x_rest"])
+        more = op.Squeeze(op.Greater(n, cap), _outputs=["more_rows"])
+
+        def scan_rest(o):
+            o.builder.push_module("rest")
+            return self.on(o).chunked(rest, per_call, cap)
+
+        def no_rest(o):
+            o.builder.push_module("none")
+            return o.ConstantOfShape(o.Concat([0], self.d["O"], axis=0), value=ir.tensor(np.zeros(1, np.float32)),
+                                     _outputs=["no_rows"])
+
+        branches = {name: _trace_graph(fn, [], [_value(f"y_{name}", _F)], opset_imports={"": TARGET_OPSET},
+                                       parent=op.builder, name=name)
+                    for name, fn in (("then", scan_rest), ("else", no_rest))}
+        y_rest = op.If(more, then_branch=branches["then"], else_branch=branches["else"], _outputs=["y_rest"])
+        return op.Concat(y_head, y_rest, axis=0, _outputs=["Y"])
+
+    def chunked(self, X, per_call, cap):
+        """``per_call`` over row chunks of ``X`` with a ``Scan``: ceil(N / cap) chunks of ceil(N / count) rows
+        (padding < count rows, sliced off); zero chunks for an empty ``X``."""
+        op, d = self.op, self.d
+        n = op.Slice(op.Shape(X), [0], [1], _outputs=["rest_rows"])
+        count = op.Div(op.Sub(op.Add(n, cap), 1), cap, _outputs=["chunk_count"])
+        rows = op.Div(op.Sub(op.Add(n, op.Max(count, [1])), 1), op.Max(count, [1]), _outputs=["chunk_rows"])
+        pad = op.Sub(op.Mul(count, rows), n)
+        xp = op.Pad(X, op.Concat([0, 0], pad, [0], axis=0), 0.0, _outputs=["x_padded"])
+        xs = op.Reshape(xp, op.Concat(count, rows, op.Slice(op.Shape(X), [1], [2]), axis=0), _outputs=["x_chunks"])
+        body = _trace_graph(lambda o, x: per_call(o, x, "chunk"), [_value("x_chunk", _F)], [_value("y_chunk", _F)],
+                            opset_imports={"": TARGET_OPSET}, parent=op.builder, name="rows")
+        ys = op.Scan(xs, body=body, num_scan_inputs=1, _outputs=["y_chunks"])
+        y = op.Reshape(ys, op.Concat(op.Mul(count, rows), d["O"], axis=0), _outputs=["y_padded"])
+        return op.Slice(y, [0], n, _outputs=["y_chunked"])
 
     def dims(self, table):
         op = self.op
@@ -163,13 +235,14 @@ class _Body:
             slopes = op.Concat(slopes, zeros, axis=0, _outputs=["slopes"])
             self.vs = op.Concat(op.Unsqueeze(self.values, [1]), op.Unsqueeze(slopes, [1]), axis=1,
                                 _outputs=["value_slope"])  # [R, 2, O]
-        # the search table: knots t_1..t_{K-1} of input i at i*P + m (m = 1..K-1), +inf at m = 0 and m >= K
-        P = 2 ** s.n_steps
         interior = op.Slice(knots, [1], [-1], [1], _outputs=["knots_interior"])  # [I, K-1]
-        pad_end = op.Sub(_c(op, [P], _I64), d["K"])
-        pads = op.Concat([0, 1, 0], pad_end, axis=0)
-        self.search = op.Reshape(op.Pad(interior, pads, float("inf")), [-1], _outputs=["search_table"])
-        self.search_base = op.Mul(self.ar_I, P, _outputs=["search_base"])  # [I]
+        if s.counts:  # the interior knots as (K-1, I): compared with every x at once
+            self.interior_t = op.Transpose(interior, perm=[1, 0], _outputs=["knots_interior_t"])
+        else:  # knots t_1..t_{K-1} of input i at i*P + m (m = 1..K-1), +inf at m = 0 and m >= K
+            P = 2 ** s.n_steps
+            pads = op.Concat([0, 1, 0], op.Sub(_c(op, [P], _I64), d["K"]), axis=0)
+            self.search = op.Reshape(op.Pad(interior, pads, float("inf")), [-1], _outputs=["search_table"])
+            self.search_base = op.Mul(self.ar_I, P, _outputs=["search_base"])  # [I]
         self.knots_flat = op.Reshape(knots, [-1], _outputs=["knots_flat"])
         self.knot_base = op.Mul(self.ar_I, op.Add(d["K"], 1), _outputs=["knot_base"])
         self.scale_flat = op.Reshape(seg_scale, [-1], _outputs=["seg_scale_flat"])
@@ -181,11 +254,16 @@ class _Body:
         self.is_nan = op.IsNaN(X, _outputs=["is_nan"])
         self.x_s = op.Where(self.is_nan, self.lo, X, _outputs=["x_s"])
         self.x_c = op.Min(op.Max(self.x_s, self.lo), self.hi_idx, _outputs=["x_c"])
-        j = op.Expand(self.search_base, op.Shape(X), _outputs=["search_pos"])  # i*P + k, k = 0
-        for q in range(s.n_steps - 1, -1, -1):
-            cand = op.Add(j, 2**q, _outputs=[f"search_cand{q}"])
-            j = op.Where(op.LessOrEqual(op.Gather(self.search, cand), self.x_c), cand, j, _outputs=[f"search_pos{q}"])
-        k = op.Sub(j, self.search_base, _outputs=["k"])  # segment, in [0, K-1]
+        if s.counts:  # k = #{m in 1..K-1: t_m <= x_c}: a (N, K-1, I) compare per chunk, K <= COUNT_MAX_K
+            le = op.LessOrEqual(self.interior_t, op.Unsqueeze(self.x_c, [1]), _outputs=["knot_le"])
+            k = op.Cast(op.ReduceSum(op.Cast(le, to=_F), [1], keepdims=0), to=_I64, _outputs=["k"])
+        else:  # branch-free binary search over the padded knots: n_steps gathers of (N, I)
+            j = op.Expand(self.search_base, op.Shape(X), _outputs=["search_pos"])  # i*P + k, k = 0
+            for q in range(s.n_steps - 1, -1, -1):
+                cand = op.Add(j, 2**q, _outputs=[f"search_cand{q}"])
+                j = op.Where(op.LessOrEqual(op.Gather(self.search, cand), self.x_c), cand, j,
+                             _outputs=[f"search_pos{q}"])
+            k = op.Sub(j, self.search_base, _outputs=["k"])  # segment, in [0, K-1]
         self.t_k = op.Gather(self.knots_flat, op.Add(self.knot_base, k), _outputs=["t_k"])
         self.s_k = op.Gather(self.scale_flat, op.Add(self.seg_base, k), _outputs=["s_k"])
         self.seg = op.Add(self.seg_base, k, _outputs=["seg"])  # i*K + k
@@ -262,11 +340,11 @@ class _Body:
         Sigmoid: onnxruntime's is an approximation)."""
         op, s = self.op, self.s
         if s.base_fun == "zero":
-            return op.Identity(edge_sum, _outputs=["Y"])
+            return op.Identity(edge_sum, _outputs=["y_rows"])
         base = self.x_f
         if s.base_fun == "silu":
             base = op.Mul(self.x_f, op.Reciprocal(op.Add(1.0, op.Exp(op.Neg(self.x_f)))), _outputs=["silu"])
-        return op.Add(edge_sum, op.MatMul(base, base_weight), _outputs=["Y"])
+        return op.Add(edge_sum, op.MatMul(base, base_weight), _outputs=["y_rows"])
 
 
 def _value(name: str, dtype) -> ir.Value:
@@ -282,8 +360,16 @@ def build_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
     def trace(op, X, Knots, Bounds, SegScale, BaseWeight, EdgeMask, Table, TableScale=None, TableOffset=None):
         b = _Body(op, spec)
         b.tables(Knots, Bounds, SegScale, EdgeMask, Table, TableScale, TableOffset)
-        b.segment(X)
-        return b.base(b.poly() if spec.interp == "poly" else b.lut(), BaseWeight)
+
+        def per_call(o, x, scope):  # steps 1-7 on some rows; names v_{scope}.* (a graph and its subgraphs are SSA)
+            o.builder.push_module(scope)
+            c = b.on(o)
+            c.segment(x)
+            y = c.base(c.poly() if spec.interp == "poly" else c.lut(), BaseWeight)
+            o.builder.pop_module()
+            return y
+
+        return b.rows(X, per_call)
 
     types = {"X": _F, "Table": _TABLE_TYPES[spec.scheme]}
     inputs = [_value(n, types.get(n, _F)) for n in spec.formals]
@@ -312,6 +398,22 @@ def _rename_output(fp: onnx.FunctionProto, name: str) -> onnx.FunctionProto:
     return fp
 
 
+def _rename_nodes(nodes, rename: dict[str, str], prefix: str) -> None:
+    """In place: every value name ``rename``d or prefixed, node names prefixed, through subgraphs too."""
+    def name(v: str) -> str:
+        return rename.get(v, prefix + v) if v else v
+
+    for n in nodes:
+        n.input[:] = [name(v) for v in n.input]
+        n.output[:] = [name(v) for v in n.output]
+        n.name = prefix + (n.name or (n.output[0] if n.output else n.op_type))
+        for a in n.attribute:
+            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                for vi in list(g.input) + list(g.output) + list(g.value_info):
+                    vi.name = name(vi.name)
+                _rename_nodes(g.node, rename, prefix)
+
+
 def inline_body(fp: onnx.FunctionProto, actuals: dict[str, str], output: str, prefix: str) -> list[onnx.NodeProto]:
     """The nodes of ``fp`` instantiated in a graph: formal inputs renamed to ``actuals``, its output to
     ``output``, every other value and node name prefixed with ``prefix`` (the ``standard`` form)."""
@@ -321,10 +423,6 @@ def inline_body(fp: onnx.FunctionProto, actuals: dict[str, str], output: str, pr
     for node in fp.node:
         n = onnx.NodeProto()
         n.CopyFrom(node)
-        for seq in (n.input, n.output):
-            for q, name in enumerate(seq):
-                if name:
-                    seq[q] = rename.get(name, prefix + name)
-        n.name = prefix + (node.name or node.output[0])
         nodes.append(n)
+    _rename_nodes(nodes, rename, prefix)
     return nodes
