@@ -18,13 +18,16 @@ session is created)::
     T      = knots t_1..t_{K-1} of each input padded with +inf to 2**n_steps columns, flattened
     # per call, on (N, I) tensors: O(N*I) memory for the segment search
     x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx)
-    k   = branch-free binary search: for step = 2**(n-1) .. 1: k += step if T[k + step] <= x_c
+    k   = #{m in 1..K-1: t_m <= x_c}                              (counting, K <= COUNT_MAX_K)
+          or branch-free binary search: for step = 2**(n-1) .. 1: k += step if T[k + step] <= x_c
     t_k, s_k = Gather(knots, i*(K+1) + k), Gather(seg_scale, i*K + k)
     linear/nearest: pos = Clip((x_c - t_k)*s_k, 0, L-1); r0 = Min(Floor(pos), L-2); w = pos - r0
                     Y = MatMul([1, w], Gather(VS, (i*K + k)*L + r0))           (sum over inputs)
     poly:           u = Clip((x_c - t_k)*s_k, 0, 1);  Y = MatMul(Bernstein(u), Gather(values, rows))
     out of domain (x_s != x_c): zero row/block (oob=zero), boundary line/polynomial (extrapolate)
     NaN input: its NaN row/block (NaN on the active edges only); Y += MatMul(base(x_f), BaseWeight)
+    rows: the first max_rows() rows directly, the rest (if any, behind an If) in a Scan over row chunks, so that
+          no per-call tensor exceeds CHUNK_ELEMENTS floats at any batch size
 
 The special rows replace elementwise ``Where`` on (N, I, O) tensors: the zero row gives exactly 0, the NaN
 row of input i poisons exactly the outputs step 7 poisons. The search is exact (right-continuous at a knot:
@@ -249,7 +252,8 @@ class _Body:
         self.seg_base = op.Mul(self.ar_I, d["K"], _outputs=["seg_base"])
 
     def segment(self, X):
-        """Steps 1-2: NaN and clamp, then the exact segment search (binary, branch-free)."""
+        """Steps 1-2: NaN and clamp, then the exact segment search (counting few knots, else branch-free
+        bisection)."""
         op, s = self.op, self.s
         self.is_nan = op.IsNaN(X, _outputs=["is_nan"])
         self.x_s = op.Where(self.is_nan, self.lo, X, _outputs=["x_s"])
