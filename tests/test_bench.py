@@ -216,7 +216,7 @@ def test_frontier_points_are_non_dominated(smoke):
     for model in {r["model"] for r in rows}:
         mine = [r for r in rows if r["model"] == model]
         front = [r for r in mine if r["on_frontier"]]
-        assert front, model
+        assert len(front) >= 2, (model, front)  # poly float16 and float32 at least: a real trade-off to check
         for r in mine:
             dominated = any(_dominates(o, r) for o in mine if o is not r)
             assert r["on_frontier"] == (not dominated), r

@@ -118,7 +118,7 @@ QUICK = Profile(
 SMOKE = Profile(
     "smoke", seeds=2, sweep_L=(16, 64), sweep_schemes=("int8", "float16"), sweep_interps=("linear",), nearest_L=(),
     init_L=(64,), trained_models=("breast_cancer",), trained_L=(64,), trained_schemes=("int8",), use_pykan=False,
-    frontier_models=("breast_cancer",), frontier_Ls=(16, 64), frontier_schemes=("int8", "float32"),
+    frontier_models=("breast_cancer",), frontier_Ls=(16, 64), frontier_schemes=("int8", "float16", "float32"),
     kernel_models=("breast_cancer",), kernel_batches=(1, 64),
     robust_schemes=("int8",), robust_cells=ALL_CELLS[:4], robust_random_seeds=1, robust_models=(),
     speed_model="random", speed_fallback_width=(12, 6, 1), batches=(1, 64), min_repeats=20, min_time=0.0,
@@ -128,7 +128,7 @@ SMOKE = Profile(
     rss_probes=("lut-onnx-function-ort",),
     reductions=("smoke profile (test suite only): tiny random models, one checkpoint, no pykan, 2 batch sizes",
                 "torch/pykan contenders are not built (pykan_torch=False)",
-                "frontier and LUT vs poly speed on breast_cancer only: L in {16, 64}, int8 and float32, batches 1 "
+                "frontier and LUT vs poly speed on breast_cancer only: L in {16, 64}, int8, float16 and float32, batches 1 "
                 "and 64"))
 PROFILES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
