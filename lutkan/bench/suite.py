@@ -213,8 +213,8 @@ def _speed_model(p: Profile, ckpts: list[BenchModel], rows: list[dict]) -> Bench
 
 
 def run_bench(profile: str, out_dir: Path, *, progress: bool = True, quiet: bool = False, threads: int = 1) -> dict:
-    """Run the study ``profile`` (quick | full | smoke) and write results.csv/json, report.md and plots
-    into ``out_dir``. Returns the results dict (what results.json holds)."""
+    """Run the study ``profile`` (quick | full | smoke) and write results.csv/json, frontier.csv, report.md and
+    plots into ``out_dir``. Returns the results dict (what results.json holds)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose quick or full")
     p = dataclasses.replace(PROFILES[profile], threads=int(threads))
@@ -295,7 +295,7 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
     write_json(results, out_dir)  # the same content plus the final wall time
     if not quiet:
         print(f"lutkan bench --profile {profile}: {len(rows)} result rows in {results['wall_time_s_with_report']} s "
-              f"-> {out_dir}/results.csv, results.json, report.md, plots/")
+              f"-> {out_dir}/results.csv, results.json, frontier.csv, report.md, plots/")
     return results
 
 
