@@ -274,7 +274,8 @@ def test_lut_vs_poly_speed(smoke):
     assert res["env"]["cpu_model"] in sec and fmt(lp["load_avg"]["start"][0], 3) in sec
     for d in lp["table"]:
         assert f"| {d['model']} | {d['batch']} | {fmt(d['lut_numba_ms'])} (n={d['lut_numba_n']}) |" in sec
-        assert f"| {fmt(d['poly_over_lut_ort'], 3)} (" in sec
+        pr = d["paired_ort"]
+        assert f"| {fmt(d['poly_over_lut_ort'], 3)} ({fmt(pr['median'], 3)}; {fmt(pr['q1'], 3)}–{fmt(pr['q3'], 3)}) |" in sec
 
 
 def test_t_quantiles():

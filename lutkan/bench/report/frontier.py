@@ -81,7 +81,7 @@ def frontier(res: dict) -> str:
 
 def _ratio(d: dict, cell: str) -> str:
     v, pr = d.get(f"poly_over_lut_{cell}"), d.get(f"paired_{cell}")
-    return fmt(v, 3) + (f" ({fmt(pr['q1'], 3)}–{fmt(pr['q3'], 3)})" if pr else "")
+    return fmt(v, 3) + (f" ({fmt(pr['median'], 3)}; {fmt(pr['q1'], 3)}–{fmt(pr['q3'], 3)})" if pr else "")
 
 
 def lutpoly(res: dict) -> str:
@@ -100,8 +100,9 @@ def lutpoly(res: dict) -> str:
          f"({env.get('cpus_usable')} usable CPUs); 1/5/15-min load average at the start of this stage "
          f"{' / '.join(fmt(v, 3) for v in load.get('start', [])) or DASH}, at its end "
          f"{' / '.join(fmt(v, 3) for v in load.get('end', [])) or DASH}.\n",
-         "Median ms per call (n timed calls); poly / LUT is the ratio of medians (> 1: poly slower), in brackets "
-         "the interquartile range of the per-round ratio:\n"]
+         "Median ms per call (n timed calls); poly / LUT is the ratio of the medians (> 1: poly slower), in "
+         "brackets the median; interquartile range of the per-round ratio (each round times both contenders back "
+         "to back, so machine load falls on both sides):\n"]
     rows = []
     for d in lp["table"]:
         r = [d["model"], fmt(d["batch"])]
