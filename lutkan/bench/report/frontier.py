@@ -48,7 +48,7 @@ def frontier(res: dict) -> str:
          "checkpoint's `cache_data`, against the source's float64 forward. Bytes are the exact stored bytes "
          "(tables or control points, scales, offsets and knots, every layer; checked against the compiled model). "
          "Error = max over outputs of max |error| / output std (`lutkan.metrics.error_over_std`, what "
-         "`lutkan compile --max-error` selects on). Every candidate is in `frontier.csv`; the plot is "
+         "`lutkan compile --max-error` selects on). Every candidate is in the run's `frontier.csv` (beside `results.json`); the plot is "
          "`plots/frontier.png`.\n",
          "**Smallest stored form meeting each bar** (ties broken as the selector breaks them; in brackets the "
          "error / std):\n"]
