@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lutkan.bench import add_cli
+from lutkan.bench.frontier import CSV_FIELDS
 from lutkan.bench.report import render_report
 from lutkan.bench.report.accuracy import fmt_ci
 from lutkan.bench.report.files import CSV_COLUMNS, json_safe
@@ -64,7 +65,8 @@ def test_files_exist(smoke):
     for name in ("results.csv", "results.json", "report.md"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert pngs == ["bytes_per_form.png", "error_vs_L.png", "latency_vs_batch.png"]
+    assert pngs == ["bytes_per_form.png", "error_vs_L.png", "frontier.png", "latency_vs_batch.png"]
+    assert (out / "frontier.csv").is_file()
     for p in (out / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -159,6 +161,121 @@ def test_smoke_studies_produced_results(smoke):
         else:
             assert d["achieved"] is None and d["detail"].startswith(f"not measured at batch {d['batch']}"), d
     assert {bid for bid, d in bars.items() if d["achieved"] is not None} == {"D4", "D6", "D7"}
+
+
+def _frontier_csv(out: Path) -> list[dict]:
+    with (out / "frontier.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and tuple(rows[0]) == CSV_FIELDS
+    for r in rows:
+        r["L"], r["stored_bytes"] = int(r["L"]), int(r["stored_bytes"])
+        r["error_over_std"], r["on_frontier"] = float(r["error_over_std"]), r["on_frontier"] == "1"
+    return rows
+
+
+def test_frontier_csv_has_every_candidate(smoke):
+    """Every (interp, L, scheme) the selector would try for the smoke model is in frontier.csv once, with
+    the selector's exact bytes; one error re-computed independently matches."""
+    from lutkan.bench.suite import SMOKE
+    from lutkan.bench.zoo import bundled_dir
+    from lutkan.compiler import as_source, compile_model
+    from lutkan.compiler.select import candidates
+    from lutkan.contract import ContractOptions
+    from lutkan.evaluators.numpy_eval import NumpyEvaluator
+    from lutkan.metrics import error_over_std
+
+    out, res, _ = smoke
+    rows = _frontier_csv(out)
+    assert {r["model"] for r in rows} == set(SMOKE.frontier_models) == {"breast_cancer"}
+    src = as_source(str(bundled_dir() / "breast_cancer" / "0.0"))
+    want = candidates(src, Ls=SMOKE.frontier_Ls, schemes=SMOKE.frontier_schemes, interps=SMOKE.frontier_interps)
+    assert len(want) >= 5 and {c.interp for c in want} == {"linear", "nearest", "poly"}
+    got = [(r["interp"], r["L"], r["scheme"], r["stored_bytes"]) for r in rows]
+    assert sorted(got) == sorted((c.interp, c.L, c.scheme, c.stored_bytes) for c in want)
+    assert all(np.isfinite(r["error_over_std"]) and r["error_over_std"] > 0 for r in rows)
+    poly = next(r for r in rows if r["interp"] == "poly")
+    x = np.asarray(src.cache_data, dtype=np.float32)
+    m = compile_model(src, ContractOptions(interp="poly", scheme=poly["scheme"]))
+    assert sum(m.table_bytes()) == poly["stored_bytes"]
+    assert poly["error_over_std"] == error_over_std(NumpyEvaluator(m)(x), src.forward(x.astype(np.float64)))
+    # the CSV is the summary's view (one line per summarised point, same order)
+    pts = res["summary"]["frontier"]["points"]
+    assert [(d["interp"], d["L"], d["scheme"], d["on_frontier"]) for d in pts] == \
+        [(r["interp"], r["L"], r["scheme"], r["on_frontier"]) for r in rows]
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    return (a["stored_bytes"] <= b["stored_bytes"] and a["error_over_std"] <= b["error_over_std"]
+            and (a["stored_bytes"] < b["stored_bytes"] or a["error_over_std"] < b["error_over_std"]))
+
+
+def test_frontier_points_are_non_dominated(smoke):
+    """on_frontier is exact both ways: frontier points are dominated by nothing, every other point by something."""
+    out, _, _ = smoke
+    rows = _frontier_csv(out)
+    for model in {r["model"] for r in rows}:
+        mine = [r for r in rows if r["model"] == model]
+        front = [r for r in mine if r["on_frontier"]]
+        assert len(front) >= 2, (model, front)  # poly float16 and float32 at least: a real trade-off to check
+        for r in mine:
+            dominated = any(_dominates(o, r) for o in mine if o is not r)
+            assert r["on_frontier"] == (not dominated), r
+        # the smallest candidate is always on it unless a same-size one is better
+        smallest = min(mine, key=lambda r: (r["stored_bytes"], r["error_over_std"]))
+        assert smallest["on_frontier"]
+
+
+def test_pareto_ties_and_non_finite():
+    from lutkan.bench.frontier import pareto
+
+    inf = float("inf")
+    pts = [(10, 1.0), (10, 1.0), (20, 0.5), (20, 0.7), (5, inf), (30, 0.5), (40, 0.1), (3, float("nan"))]
+    assert pareto(pts) == [True, True, True, False, False, False, True, False]
+    assert pareto([]) == []
+
+
+def test_frontier_plot_and_report_section(smoke):
+    """frontier.png exists (a PNG linked from the report) and the report's frontier cells are the summary's."""
+    from lutkan.bench.report.frontier import cand
+
+    out, res, _ = smoke
+    png = out / "plots" / "frontier.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    report = (out / "report.md").read_text()
+    assert "![frontier](plots/frontier.png)" in report and "## 7. Size vs error" in report
+    fr = json.loads((out / "results.json").read_text())["summary"]["frontier"]
+    for m in fr["models"]:
+        line = next(ln for ln in report.splitlines() if ln.startswith(f"| {m['model']} | {m['n_candidates']} |"))
+        for bar in fr["bars"]:
+            assert f"| {cand(m[f'best|{bar:g}'])} |" in line, (bar, line)
+            assert m[f"best|{bar:g}"] is None or m[f"best|{bar:g}"]["error_over_std"] <= bar
+    assert res["summary"]["frontier"]["failed"] == []
+
+
+def test_lut_vs_poly_speed(smoke):
+    """LUT (linear int8 L=64) and poly float32 are timed side by side in both backends at every batch of the
+    profile, gated first; the report shows the ratios with the CPU model and load average."""
+    from lutkan.bench.suite import SMOKE
+
+    out, res, _ = smoke
+    lp = res["summary"]["lutpoly"]
+    assert [g["status"] for g in lp["gates"]] == ["ok"] * 4
+    assert {(d["model"], d["batch"]) for d in lp["table"]} == {(m, b) for m in SMOKE.kernel_models
+                                                               for b in SMOKE.kernel_batches}
+    for d in lp["table"]:
+        assert (d["lut_contract"], d["poly_contract"]) == ("linear L=64 int8", "poly L=4 float32")
+        for cell in ("numba", "ort"):
+            assert d[f"lut_{cell}_ms"] > 0 and d[f"poly_{cell}_ms"] > 0 and d[f"lut_{cell}_n"] >= SMOKE.min_repeats
+            assert d[f"poly_over_lut_{cell}"] == pytest.approx(d[f"poly_{cell}_ms"] / d[f"lut_{cell}_ms"])
+            assert d[f"paired_{cell}"]["n"] >= SMOKE.min_repeats
+    assert len(lp["load_avg"]["start"]) == len(lp["load_avg"]["end"]) == 3
+    report = (out / "report.md").read_text()
+    sec = report.split("## 8. Speed: LUT vs poly", 1)[1].split("\n## ", 1)[0]
+    assert res["env"]["cpu_model"] in sec and fmt(lp["load_avg"]["start"][0], 3) in sec
+    for d in lp["table"]:
+        assert f"| {d['model']} | {d['batch']} | {fmt(d['lut_numba_ms'])} (n={d['lut_numba_n']}) |" in sec
+        pr = d["paired_ort"]
+        assert f"| {fmt(d['poly_over_lut_ort'], 3)} ({fmt(pr['median'], 3)}; {fmt(pr['q1'], 3)}–{fmt(pr['q3'], 3)}) |" in sec
 
 
 def test_t_quantiles():

@@ -1,14 +1,15 @@
 """``lutkan bench``: the accuracy / speed / memory study of compiled models.
 
-    lutkan bench --profile quick --out bench-out      # about 1 to 1.5 minutes on 2 cores
-    lutkan bench --profile full  --out bench-full     # the whole study, about 10 minutes
+    lutkan bench --profile quick --out bench-out      # about 1.5 to 2 minutes on 2 cores
+    lutkan bench --profile full  --out bench-full     # the whole study, about 10 to 12 minutes
 
     from lutkan.bench import run_bench
     results = run_bench("quick", Path("bench-out"))   # the dict written to results.json
 
 Modules (one concept each): ``timing`` (how latencies are taken), ``env`` (the environment record),
 ``stats`` (mean/std/t-interval, quartiles), ``rows`` (result records), ``zoo`` (the models),
-``accuracy``, ``speed``, ``memory`` (the three studies), ``summary`` (derived figures and targets),
+``accuracy``, ``speed``, ``memory`` (the three studies), ``frontier`` (size vs error of every
+(interp, L, scheme) candidate: ``frontier.csv``), ``lutpoly`` (LUT vs poly kernel speed), ``summary`` (derived figures and targets),
 ``report`` / ``plots`` (the files), ``suite`` (profiles and the driver), ``pykan_onnx`` (the
 torch.onnx.export baseline), ``plugin`` (``python -m lutkan.bench.plugin``: the onnxruntime plugin
 bridge against the Numba kernel). Importing this package is cheap: heavy modules load inside ``run_bench``.
@@ -41,11 +42,12 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     """Register the ``bench`` subcommand on an ``argparse`` subparsers object."""
     b = subparsers.add_parser(
         "bench", help="accuracy / speed / memory study (CSV, JSON, markdown report, plots)",
-        description="Run the LUT-KAN study: controlled error sweep, trained checkpoints, OOB robustness, "
-                    "honest same-backend speed baseline and deployment view, memory. Writes results.csv, "
-                    "results.json, report.md and plots/ into --out.")
+        description="Run the LUT-KAN study: controlled error sweep, trained checkpoints, size-vs-error frontier "
+                    "of every stored form, OOB robustness, honest same-backend speed baseline and deployment view, "
+                    "LUT vs poly speed, memory. Writes results.csv, results.json, frontier.csv, report.md and "
+                    "plots/ into --out.")
     b.add_argument("--profile", choices=PUBLIC_PROFILES, default="quick",
-                   help="quick: reduced study, about 1 to 1.5 min on 2 cores; full: everything, about 10 min "
+                   help="quick: reduced study, about 1.5 to 2 min on 2 cores; full: everything, about 10 to 12 min "
                         "(default %(default)s)")
     b.add_argument("--out", default="bench-out", help="output folder (default %(default)s)")
     b.add_argument("--threads", type=int, default=1, help="compute threads for every backend (default %(default)s)")

@@ -5,6 +5,8 @@
 * ``latency_vs_batch.png``  median latency (IQR bars) vs batch, one panel per backend family
 * ``bytes_per_form.png``    bytes of the float spline parameters, the LUT tables, the runtime tables
                             and every file form; and LUT table bytes vs L per scheme
+* ``frontier.png``          stored bytes vs max error / output std of every (interp, L, scheme)
+                            candidate, one panel per trained model, Pareto frontier and poly marked
 
 Every figure carries the environment line and run id in a footer and in the PNG metadata.
 """
@@ -138,6 +140,72 @@ def bytes_per_form(results: dict, path: Path) -> Path | None:
     return _finish(fig, results, path)
 
 
+INTERP_MARKERS = {"linear": "o", "nearest": "^", "poly": "*"}
+SCHEME_COLORS = {"int8": "C0", "uint8": "C1", "float16": "C2", "float32": "C3"}
+
+
+def _frontier_panel(ax, model: dict, pts: list[dict], bars: list[float]) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    good = [d for d in pts if isinstance(d["error_over_std"], (int, float)) and 0 < d["error_over_std"] < float("inf")]
+    for d in good:
+        poly = d["interp"] == "poly"
+        ax.scatter(d["stored_bytes"], d["error_over_std"], marker=INTERP_MARKERS.get(d["interp"], "s"),
+                   s=90 if poly else 22, color=SCHEME_COLORS.get(d["scheme"], "k"),
+                   edgecolors="k" if poly else "none", linewidths=0.6, zorder=3, alpha=1.0 if poly else 0.75)
+    front = sorted((d["stored_bytes"], d["error_over_std"]) for d in good if d["on_frontier"])
+    if front:
+        xs, ys = zip(*front, strict=True)
+        ax.plot(xs, ys, "-", color="k", lw=2.2, alpha=0.35, zorder=2, drawstyle="steps-post")
+        ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="k", linewidths=1.0, zorder=4)
+    for bar, ls in zip(bars, ("--", ":"), strict=False):
+        ax.axhline(bar, color="0.4", ls=ls, lw=0.8)
+    dropped = len(pts) - len(good)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(f"{model['model']} ({model['n_candidates']} candidates, {model['n_rows']} rows"
+                 + (f", {dropped} with error 0 or non-finite not drawn" if dropped else "") + ")", fontsize=8)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.tick_params(labelsize=7)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on axes spanning under a decade
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def frontier(results: dict, path: Path) -> Path | None:
+    """Stored bytes vs max error / output std of every candidate, one panel per model (log-log); the
+    Pareto frontier is the grey step line with circled points, poly candidates are large stars."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fr = results["summary"].get("frontier", {})
+    models = fr.get("models", [])
+    if not models:
+        return None
+    ncol = min(3, len(models))
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.4 * ncol, 9.0), 3.4 * nrow + 1.2), squeeze=False)
+    for ax, m in zip(axes.flat, models, strict=False):
+        _frontier_panel(ax, m, [d for d in fr["points"] if d["model"] == m["model"]], fr.get("bars", []))
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("max |error| / output std", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("stored bytes (tables/coefficients, scales, offsets, knots)", fontsize=8)
+    handles = [Line2D([], [], ls="", marker=mk, color="0.3", label=i) for i, mk in INTERP_MARKERS.items()]
+    handles += [Line2D([], [], ls="", marker="s", color=c, label=s) for s, c in SCHEME_COLORS.items()]
+    handles += [Line2D([], [], color="k", lw=2.2, alpha=0.35, label="Pareto frontier"),
+                Line2D([], [], color="0.4", ls="--", lw=0.8, label="1e-2 x std"),
+                Line2D([], [], color="0.4", ls=":", lw=0.8, label="1e-3 x std")]
+    top = 1 - 0.75 / fig.get_figheight()
+    fig.suptitle("size vs error of every (interp, L, scheme) candidate: NumPy reference vs float64 on cache_data",
+                 fontsize=9, y=0.995, va="top")
+    fig.legend(handles=handles, loc="upper center", ncol=5, fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.3 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0.03, 1, top))
+    return _finish(fig, results, path)
+
+
 def draw_all(results: dict, out_dir: Path) -> list[Path]:
     """Draw every figure into ``out_dir/plots``; returns the files written."""
     import matplotlib
@@ -147,11 +215,11 @@ def draw_all(results: dict, out_dir: Path) -> list[Path]:
     d.mkdir(parents=True, exist_ok=True)
     out = []
     for fn, name in ((error_vs_L, "error_vs_L.png"), (latency_vs_batch, "latency_vs_batch.png"),
-                     (bytes_per_form, "bytes_per_form.png")):
+                     (bytes_per_form, "bytes_per_form.png"), (frontier, "frontier.png")):
         p = fn(results, d / name)
         if p is not None:
             out.append(p)
     return out
 
 
-__all__ = ["bytes_per_form", "draw_all", "error_vs_L", "latency_vs_batch"]
+__all__ = ["bytes_per_form", "draw_all", "error_vs_L", "frontier", "latency_vs_batch"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lutkan.bench import accuracy, memory, speed
+from lutkan.bench import accuracy, frontier, lutpoly, memory, speed
 from lutkan.bench.env import environment
 from lutkan.bench.rows import row, skipped
 from lutkan.bench.timing import pinned_threads
@@ -74,6 +74,17 @@ class Profile:
     rss_batch: int = 4096
     rss_probes: tuple[str, ...] = ("lut-onnx-function-ort", "lut-onnx-standard-ort", "lut-onnx-function-plugin",
                                    "lut-numba", "pykan-onnx-dynamo-ort", "pykan-onnx-legacy-ort")
+    # size-vs-error frontier of every (interp, L, scheme) candidate (frontier.py)
+    frontier_models: tuple[str, ...] | None = None  # None = every checkpoint found
+    frontier_Ls: tuple[int, ...] = (16, 32, 64, 128)
+    frontier_schemes: tuple[str, ...] = ("int8", "uint8", "float16", "float32")
+    frontier_interps: tuple[str, ...] = ("linear", "nearest", "poly")
+    # LUT vs poly kernel speed (lutpoly.py)
+    kernel_models: tuple[str, ...] = ("ids78", "ramyar_digits_wide")
+    kernel_L: int = 64
+    kernel_scheme: str = "int8"
+    kernel_poly_scheme: str = "float32"
+    kernel_batches: tuple[int, ...] = (1, 64, 4096)
     reductions: tuple[str, ...] = field(default=())
     threads: int = 1  # compute threads of every backend (onnxruntime intra-op, torch, numba, BLAS)
 
@@ -83,7 +94,7 @@ QUICK = Profile(
     "quick", seeds=2, nearest_L=(16, 64), init_L=(64,), trained_L=(64,), robust_schemes=("int8",),
     robust_cells=ALL_CELLS[:5], robust_random_seeds=2, batches=(1, 64, 256, 4096), min_repeats=20, min_time=0.0,
     max_repeats=400, warmup=3, cell_budget_s=8.0, essential_budget_s=60.0, pykan_exporters=("legacy",),
-    pykan_symbolic_on=False,
+    pykan_symbolic_on=False, frontier_Ls=(16, 64),
     lut_forms_plugin=("function",), memory_grid=((16, "int8"), (64, "int8"), (64, "uint8"), (64, "float16"),
                                                  (128, "int8")),
     rss_probes=("lut-onnx-function-ort", "lut-onnx-function-plugin", "lut-numba", "pykan-onnx-legacy-ort"),
@@ -102,10 +113,13 @@ QUICK = Profile(
         "is slightly flattering)",
         "no 'symbolic branch on' pykan contender; plugin timed for the function form only",
         "memory: 5 (L, scheme) points; 4 RSS probes",
+        "size-vs-error frontier: table candidates at L in {16, 64} only (full: L in {16, 32, 64, 128})",
     ))
 SMOKE = Profile(
     "smoke", seeds=2, sweep_L=(16, 64), sweep_schemes=("int8", "float16"), sweep_interps=("linear",), nearest_L=(),
     init_L=(64,), trained_models=("breast_cancer",), trained_L=(64,), trained_schemes=("int8",), use_pykan=False,
+    frontier_models=("breast_cancer",), frontier_Ls=(16, 64), frontier_schemes=("int8", "float16", "float32"),
+    kernel_models=("breast_cancer",), kernel_batches=(1, 64),
     robust_schemes=("int8",), robust_cells=ALL_CELLS[:4], robust_random_seeds=1, robust_models=(),
     speed_model="random", speed_fallback_width=(12, 6, 1), batches=(1, 64), min_repeats=20, min_time=0.0,
     max_repeats=100, warmup=2, cell_budget_s=2.0, essential_budget_s=4.0, pykan_torch=False, pykan_exporters=(),
@@ -113,7 +127,9 @@ SMOKE = Profile(
     lut_forms_plain=("function",), lut_forms_plugin=("function",), memory_grid=((64, "int8"),), rss_batch=256,
     rss_probes=("lut-onnx-function-ort",),
     reductions=("smoke profile (test suite only): tiny random models, one checkpoint, no pykan, 2 batch sizes",
-                "torch/pykan contenders are not built (pykan_torch=False)"))
+                "torch/pykan contenders are not built (pykan_torch=False)",
+                "frontier and LUT vs poly speed on breast_cancer only: L in {16, 64}, int8, float16 and float32, batches 1 "
+                "and 64"))
 PROFILES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 COMPONENTS = (
@@ -170,8 +186,10 @@ def _load_checkpoints(p: Profile, rows: list[dict]) -> list[BenchModel]:
         rows.append(skipped("accuracy_trained", n))
     models = []
     for name, kind, path in found:
-        if p.trained_models is not None and name not in p.trained_models and name not in p.robust_models \
-                and name != p.speed_model:
+        wanted = (p.trained_models is None or name in p.trained_models or name in p.robust_models
+                  or name == p.speed_model or p.frontier_models is None or name in p.frontier_models
+                  or name in p.kernel_models)
+        if not wanted:
             continue
         try:
             models.append(load_checkpoint(name, kind, path))
@@ -195,8 +213,8 @@ def _speed_model(p: Profile, ckpts: list[BenchModel], rows: list[dict]) -> Bench
 
 
 def run_bench(profile: str, out_dir: Path, *, progress: bool = True, quiet: bool = False, threads: int = 1) -> dict:
-    """Run the study ``profile`` (quick | full | smoke) and write results.csv/json, report.md and plots
-    into ``out_dir``. Returns the results dict (what results.json holds)."""
+    """Run the study ``profile`` (quick | full | smoke) and write results.csv/json, frontier.csv, report.md and
+    plots into ``out_dir``. Returns the results dict (what results.json holds)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose quick or full")
     p = dataclasses.replace(PROFILES[profile], threads=int(threads))
@@ -209,8 +227,8 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
     art.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     env = environment(thread_rec)
-    stages = ["components", "checkpoints", "controlled sweep", "init amplitude", "trained models", "robustness",
-              "speed", "memory", "report"]
+    stages = ["components", "checkpoints", "controlled sweep", "init amplitude", "trained models", "frontier",
+              "robustness", "speed", "lut vs poly", "memory", "report"]
     bar = Progress(stages, progress and not quiet)
     rows: list[dict] = []
     stage_s: dict[str, float] = {}
@@ -232,6 +250,7 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
         rows += run_stage("controlled sweep", lambda: accuracy.controlled(p, bar.tick))
         rows += run_stage("init amplitude", lambda: accuracy.init_amplitude(p, trained, bar.tick))
         rows += run_stage("trained models", lambda: accuracy.trained(p, trained, bar.tick))
+        rows += run_stage("frontier", lambda: frontier.run(p, ckpts, bar.tick))
         robust = [random_model(accuracy.CONTROLLED_WIDTH, accuracy.CONTROLLED_GRID, accuracy.CONTROLLED_K, s)
                   for s in range(p.robust_random_seeds)]
         robust += [bm for bm in ckpts if bm.name in p.robust_models]
@@ -252,6 +271,7 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
         rows.append(row("speed", "edges", sum(layer.n_edges for layer in lut.layers), model=sm.name,
                         L=p.speed_L, scheme=p.speed_scheme, note=f"width {sm.src.width}"))
         rows += run_stage("speed", lambda: speed.speed_study(p, sm, lut, art, bar.tick))
+        rows += run_stage("lut vs poly", lambda: lutpoly.study(p, ckpts, art, bar.tick))
         rows += run_stage("memory", lambda: _memory(p, sm, lut, compile_fn, art))
         env["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
         from lutkan.bench import report
@@ -275,7 +295,7 @@ def _run_pinned(p: Profile, profile: str, out_dir: Path, thread_rec: dict, *, pr
     write_json(results, out_dir)  # the same content plus the final wall time
     if not quiet:
         print(f"lutkan bench --profile {profile}: {len(rows)} result rows in {results['wall_time_s_with_report']} s "
-              f"-> {out_dir}/results.csv, results.json, report.md, plots/")
+              f"-> {out_dir}/results.csv, results.json, frontier.csv, report.md, plots/")
     return results
 
 

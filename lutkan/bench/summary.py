@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from lutkan.bench import frontier, lutpoly
 from lutkan.bench.rows import select
 from lutkan.bench.stats import mean_ci
 
@@ -324,6 +325,8 @@ def summarize(results: dict) -> dict:
         "robustness": robustness_summary(rows),
         "speed": sp,
         "memory": memory_summary(rows),
+        "frontier": frontier.summarize(rows),
+        "lutpoly": lutpoly.summarize(rows),
         "targets": targets(results, sp, tr),
         "deployment_bars": deployment_bars(sp),
         "not_run": [{"study": r["study"], "model": r["model"], "contender": r["contender"], "batch": r["batch"],

@@ -1,4 +1,7 @@
-"""Write a run's files: ``results.csv``, ``results.json``, ``report.md`` and ``plots/*.png``.
+"""Write a run's files: ``results.csv``, ``frontier.csv``, ``results.json``, ``report.md`` and ``plots/*.png``.
+
+``frontier.csv`` holds every (interp, L, scheme) candidate of each trained model with its stored bytes,
+error / output std and whether it is on the Pareto frontier (``lutkan.bench.frontier``).
 
 ``report.md`` is rendered by ``render_report(results)`` from the results dict alone (what
 ``results.json`` holds): no number in it is typed by hand, every one goes through ``fmt`` from a
@@ -11,7 +14,7 @@ measurement with the columns of ``lutkan.bench.rows.COLUMNS`` plus ``run_id``.
 
 Modules: ``intro`` (title, environment, method, design constants), ``targets`` (T1-T5, bars and the
 analyses of unmet targets), ``accuracy`` (sections 1-4), ``speed`` (sections 5-6, not run, plots),
-``files`` (results.csv / results.json). Tables and numbers go through ``lutkan.reporting``.
+``frontier`` (sections 7-8: size vs error, LUT vs poly speed), ``files`` (results.csv / results.json). Tables and numbers go through ``lutkan.reporting``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from lutkan.bench.report import accuracy, intro, speed, targets
+from lutkan.bench.report import accuracy, frontier, intro, speed, targets
 from lutkan.bench.report.files import write_csv, write_json
 
 
@@ -29,15 +32,18 @@ def render_report(results: dict, plot_files: list[str] | None = None) -> str:
     plots = plot_files if plot_files is not None else results.get("plots", [])
     parts = [intro.header(results), intro.environment(results), intro.method(results), targets.targets(results),
              accuracy.controlled(results), accuracy.init(results), accuracy.trained(results),
-             accuracy.robustness(results), speed.speed(results), speed.memory(results), speed.not_run(results),
-             speed.plots(results, plots)]
+             accuracy.robustness(results), speed.speed(results), speed.memory(results), frontier.frontier(results),
+             frontier.lutpoly(results), speed.not_run(results), speed.plots(results, plots)]
     return "\n".join(p for p in parts if p)
 
 
 def write_all(results: dict, out_dir: Path) -> dict:
-    """results.csv, plots, results.json, then report.md rendered from results.json."""
+    """results.csv, frontier.csv, plots, results.json, then report.md rendered from results.json."""
+    from lutkan.bench.frontier import write_csv as write_frontier_csv
+
     out_dir = Path(out_dir)
     write_csv(results, out_dir)
+    write_frontier_csv(results["summary"]["frontier"], out_dir)
     try:
         from lutkan.bench.plots import draw_all
 
