@@ -140,17 +140,23 @@ def test_random_models_with_repeated_knots(src, opts, xseed):
 
 
 @pytest.mark.parametrize("interp,scheme", [("linear", "int8"), ("poly", "float32")])
-def test_large_batch_goes_through_the_row_chunks(interp, scheme):
-    """Past ``CHUNK_ELEMENTS`` the body computes the first rows directly and the rest in a Scan over chunks
-    (bounded memory): every row, head, chunks and the padding tail, equals the reference."""
-    from lutkan.custom_ops.function_body import CHUNK_ELEMENTS
+@pytest.mark.parametrize("runtime", ["ort", "onnxref"])
+def test_row_chunks_equal_one_pass(interp, scheme, runtime):
+    """Past ``max_rows()`` rows the body runs a Scan over row chunks (bounded memory): every row, the padded
+    tail included, equals the reference, at, just past and well past the chunk size, and for one row."""
+    from dataclasses import replace
 
-    model = random_model((64, 64, 2), ContractOptions(L=8, scheme=scheme, interp=interp), G=3, k=2, seed=5)
-    rows_per_chunk = CHUNK_ELEMENTS // (64 * 64 * (3 if interp == "poly" else 2))
-    n = 2 * rows_per_chunk + 101  # the head, then two Scan chunks of (rows + 101) / 2 rows (one padded row)
-    x = adversarial_inputs(model, n, seed=6)
+    from lutkan.exporter.standard_form import standard_model
+
+    model = random_model((6, 5, 2), ContractOptions(L=8, scheme=scheme, interp=interp), G=3, k=2, seed=5)
+    spec = body_spec(model)
+    per_row = 6 * 5 * (spec.degree + 1 if interp == "poly" else 2)  # the largest layer: 6 inputs x 5 outputs
+    small = replace(spec, chunk_floats=7 * per_row)  # 7 rows per chunk
+    x = adversarial_inputs(model, 61, seed=6)
     ref = NumpyEvaluator(model)(x)
-    for form in ("function", "standard"):
-        y = onnx_runner(export(model, form), "ort")(x)
-        assert_outputs_close(y, ref, rel=REL, what=f"{form} at {n} rows")
-    np.testing.assert_array_equal(onnx_runner(export(model, "function"), "ort")(x[:7]), y[:7])
+    for build in (function_model, standard_model):
+        proto = build(model, small)
+        onnx.checker.check_model(proto, full_check=True)
+        run = onnx_runner(proto, runtime)
+        for n in (1, 7, 8, 14, 61):  # one pass; exactly one chunk; 2 chunks (1 padded row); 2 full; 9 chunks
+            assert_outputs_close(run(x[:n]), ref[:n], rel=REL, what=f"{build.__name__} {runtime} at {n} rows")

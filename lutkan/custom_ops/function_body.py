@@ -20,13 +20,13 @@ session is created)::
     x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx)
     k   = #{m in 1..K-1: t_m <= x_c}                              (counting, K <= COUNT_MAX_K)
           or branch-free binary search: for step = 2**(n-1) .. 1: k += step if T[k + step] <= x_c
-    t_k, s_k = Gather(knots, i*(K+1) + k), Gather(seg_scale, i*K + k)
+    t_k, s_k = Gather(knots[:, :K], i*K + k), Gather(seg_scale, i*K + k)
     linear/nearest: pos = Clip((x_c - t_k)*s_k, 0, L-1); r0 = Min(Floor(pos), L-2); w = pos - r0
                     Y = MatMul([1, w], Gather(VS, (i*K + k)*L + r0))           (sum over inputs)
     poly:           u = Clip((x_c - t_k)*s_k, 0, 1);  Y = MatMul(Bernstein(u), Gather(values, rows))
     out of domain (x_s != x_c): zero row/block (oob=zero), boundary line/polynomial (extrapolate)
     NaN input: its NaN row/block (NaN on the active edges only); Y += MatMul(base(x_f), BaseWeight)
-    rows: the first max_rows() rows directly, the rest (if any, behind an If) in a Scan over row chunks, so that
+    rows: If(N > max_rows(), then: a Scan over row chunks of at most max_rows() rows, else: one pass), so that
           no per-call tensor exceeds CHUNK_ELEMENTS floats at any batch size
 
 The special rows replace elementwise ``Where`` on (N, I, O) tensors: the zero row gives exactly 0, the NaN
@@ -76,7 +76,7 @@ class BodySpec:
     """What one LUTKanEdge body is specialized for (global to a model).
 
     ``n_steps``: binary-search depth (2**n_steps >= K of every layer); ``degree``: Bernstein degree L-1 of
-    ``poly`` tables (0 otherwise).
+    ``poly`` tables (0 otherwise); ``chunk_floats``: most floats one row chunk may gather (``CHUNK_ELEMENTS``).
     """
 
     interp: str
@@ -86,6 +86,7 @@ class BodySpec:
     scheme: str
     n_steps: int
     degree: int = 0
+    chunk_floats: int = CHUNK_ELEMENTS
 
     def __post_init__(self) -> None:
         for name, legal in (("interp", INTERPS), ("boundary", BOUNDARIES), ("oob", OOB_POLICIES),
@@ -138,34 +139,27 @@ class _Body:
         per_row = op.Mul(op.Mul(d["I"], d["O"]), (self.s.degree + 1) if self.s.interp == "poly" else 2)
         if self.s.counts:  # the knot comparison holds (K-1) x I per row
             per_row = op.Max(per_row, op.Mul(d["I"], d["K"]))
-        return op.Max(op.Div(_c(op, [CHUNK_ELEMENTS], _I64), per_row), [1], _outputs=["chunk_max_rows"])
+        return op.Max(op.Div(_c(op, [self.s.chunk_floats], _I64), per_row), [1], _outputs=["chunk_max_rows"])
 
     def rows(self, X, per_call):
-        """``per_call`` on every row of ``X`` with peak memory O(N*I) for any batch: the first ``max_rows()`` rows
-        directly (a batch that fits is computed with no subgraph overhead), the rest in a ``Scan`` over chunks of
-        at most that many rows (none for a small batch)."""
+        """``per_call`` on every row of ``X`` with peak memory O(N*I) at any batch: a batch of at most
+        ``max_rows()`` rows in one pass, a larger one in a ``Scan`` over chunks of at most that many rows; one
+        ``If`` chooses (three nodes of overhead for a small batch)."""
         op = self.op
         cap = self.max_rows()
-        n = op.Slice(op.Shape(X), [0], [1], _outputs=["batch"])
-        head_n = op.Min(n, cap, _outputs=["head_rows"])
-        y_head = per_call(op, op.Slice(X, [0], head_n, [0], _outputs=["x_head"]), "head")
-        rest = op.Slice(X, head_n, n, [0], _outputs=["x_rest"])
-        more = op.Squeeze(op.Greater(n, cap), _outputs=["more_rows"])
+        more = op.Greater(op.Shape(X, start=0, end=1), cap, _outputs=["more_rows"])
 
-        def scan_rest(o):
-            o.builder.push_module("rest")
-            return self.on(o).chunked(rest, per_call, cap)
+        def in_chunks(o):
+            o.builder.push_module("chunks")
+            return self.on(o).chunked(X, per_call, cap)
 
-        def no_rest(o):
-            o.builder.push_module("none")
-            return o.ConstantOfShape(o.Concat([0], self.d["O"], axis=0), value=ir.tensor(np.zeros(1, np.float32)),
-                                     _outputs=["no_rows"])
+        def one_pass(o):
+            return per_call(o, X, "all")
 
         branches = {name: _trace_graph(fn, [], [_value(f"y_{name}", _F)], opset_imports={"": TARGET_OPSET},
                                        parent=op.builder, name=name)
-                    for name, fn in (("then", scan_rest), ("else", no_rest))}
-        y_rest = op.If(more, then_branch=branches["then"], else_branch=branches["else"], _outputs=["y_rest"])
-        return op.Concat(y_head, y_rest, axis=0, _outputs=["Y"])
+                    for name, fn in (("chunks", in_chunks), ("one_pass", one_pass))}
+        return op.If(more, then_branch=branches["chunks"], else_branch=branches["one_pass"], _outputs=["Y"])
 
     def chunked(self, X, per_call, cap):
         """``per_call`` over row chunks of ``X`` with a ``Scan``: ceil(N / cap) chunks of ceil(N / count) rows
@@ -246,8 +240,7 @@ class _Body:
             pads = op.Concat([0, 1, 0], op.Sub(_c(op, [P], _I64), d["K"]), axis=0)
             self.search = op.Reshape(op.Pad(interior, pads, float("inf")), [-1], _outputs=["search_table"])
             self.search_base = op.Mul(self.ar_I, P, _outputs=["search_base"])  # [I]
-        self.knots_flat = op.Reshape(knots, [-1], _outputs=["knots_flat"])
-        self.knot_base = op.Mul(self.ar_I, op.Add(d["K"], 1), _outputs=["knot_base"])
+        self.knots_left = op.Reshape(op.Slice(knots, [0], [-1], [1]), [-1], _outputs=["knots_left"])  # t_k at i*K + k
         self.scale_flat = op.Reshape(seg_scale, [-1], _outputs=["seg_scale_flat"])
         self.seg_base = op.Mul(self.ar_I, d["K"], _outputs=["seg_base"])
 
@@ -268,9 +261,9 @@ class _Body:
                 j = op.Where(op.LessOrEqual(op.Gather(self.search, cand), self.x_c), cand, j,
                              _outputs=[f"search_pos{q}"])
             k = op.Sub(j, self.search_base, _outputs=["k"])  # segment, in [0, K-1]
-        self.t_k = op.Gather(self.knots_flat, op.Add(self.knot_base, k), _outputs=["t_k"])
-        self.s_k = op.Gather(self.scale_flat, op.Add(self.seg_base, k), _outputs=["s_k"])
         self.seg = op.Add(self.seg_base, k, _outputs=["seg"])  # i*K + k
+        self.t_k = op.Gather(self.knots_left, self.seg, _outputs=["t_k"])
+        self.s_k = op.Gather(self.scale_flat, self.seg, _outputs=["s_k"])
         need_x_f = s.oob == "extrapolate" or s.base_fun != "zero"
         self.x_f = op.Clip(self.x_s, -_FLT_MAX, _FLT_MAX, _outputs=["x_f"]) if need_x_f else None
         self.in_dom = op.Equal(self.x_s, self.x_c, _outputs=["in_domain"]) if s.oob != "clip" else None
