@@ -17,6 +17,7 @@ import math
 import numba
 import numpy as np
 
+from lutkan import budget
 from lutkan.artifact import LUTModel
 from lutkan.contract import FLT_MAX, U_EXT
 from lutkan.evaluators.inputs import check_input
@@ -350,9 +351,14 @@ class NumbaEvaluator:
     layer by layer from Python (``EdgeSumKernel`` + the node kernel), bitwise equal.
     """
 
-    def __init__(self, model: LUTModel):
+    def __init__(self, model: LUTModel, *, max_bytes: int | None = None):
+        """The stored tables, their dequantized copy in the packed buffer and its transient per-layer chunks are
+        checked against the resource budget first (``lutkan.budget``; ``max_bytes``)."""
         self.model = model
-        self.tables = model_tables(model)
+        self.max_bytes = max_bytes
+        self.tables = model_tables(model, max_bytes=max_bytes, extra_per_cell=4,
+                                   what="the Numba evaluator's tables (stored, packed and transient copies)")
+        self._width = max(layer.out_dim + layer.n_nodes for layer in model.layers)
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
         self._params, self._meta, self._ints, self._dparams, views = pack_network(self.tables,
@@ -362,8 +368,11 @@ class NumbaEvaluator:
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
+        h = check_input(x, self.model.n_inputs)
+        N = h.shape[0]
+        budget.check(N * (4 * (self._width + self.model.n_inputs) + 56), f"evaluating a batch of {N} rows (hidden "
+                     f"values of width up to {self._width})", limit=self.max_bytes)
         if upto is None or upto >= len(self.kernels):
-            h = check_input(x, self.model.n_inputs)
             return network_kernel(h, self._input_id, self._params, self._meta, self._ints, self._dparams)
         return self.forward_layers(x, upto)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lutkan import budget
 from lutkan.compiler.pykan.safe_yaml import parse_config
 from lutkan.compiler.pykan.spec import (
     BASE_FUNS,
@@ -33,7 +34,6 @@ from lutkan.compiler.pykan.spec import (
     per_layer,
     width_in,
 )
-from lutkan import budget
 from lutkan.compiler.pykan.tensors import (
     check_tensor_bytes,
     check_torch_file,
