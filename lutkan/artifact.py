@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -290,7 +291,8 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, int]:
     except RecursionError:
         raise ArtifactError(f"{where}: header is not valid JSON (too deeply nested)") from None
     except ValueError as e:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
-        raise ArtifactError(f"{where}: header holds a value Python refuses to parse ({e})") from None
+        raise ArtifactError(f"{where}: header {_unparsable(data[16 : 16 + hlen])} Python refuses to parse ({e})") \
+            from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: header does not describe a lutkan model")
     version = header.get("format_version")
@@ -299,6 +301,21 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, int]:
                             f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); recompile the model "
                             f"with this version")
     return header, 16 + hlen + ((-(16 + hlen)) % _ALIGN)
+
+
+_LONG_NUMBER = re.compile(rb"\d{4000,}")
+_KEY = re.compile(rb'"((?:[^"\\]|\\.){1,200})"\s*:')
+
+
+def _unparsable(raw: bytes) -> str:
+    """Where in the raw header JSON the first over-long number sits: ``field 'name' holds a 5000-digit number at
+    byte N``, or ``holds a value``."""
+    m = _LONG_NUMBER.search(raw)
+    if m is None:
+        return "holds a value"
+    keys = list(_KEY.finditer(raw, 0, m.start()))
+    name = keys[-1].group(1).decode("utf-8", "replace") if keys else "?"
+    return f"field {name!r} holds a {m.end() - m.start()}-digit number (at byte {m.start()}) that"
 
 
 def _contract(header: dict, where: str) -> ContractOptions:
