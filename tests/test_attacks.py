@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import terminal_line
 
 from lutkan.testing.attacks import CLASSES, run_class
-from conftest import terminal_line
 
 MEMORY = {"memory": 4 << 30, "parse": 4 << 30}  # classes that import torch need more address space
 DEFAULT_MEMORY = 3 << 30

@@ -13,8 +13,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from lutkan.artifact import from_bytes, to_bytes
 from lutkan.contract import ContractOptions
 from lutkan.errors import ArtifactError, CheckpointError, ExportError, OnnxModelError, ResourceLimitError
