@@ -24,9 +24,9 @@ from lutkan.testing.models import random_model, random_source
 WIDTH = (3, 3, 2)
 
 
-def _model(scheme="int8", oob="zero", interp="linear", boundary="closed", seed=0) -> LUTModel:
+def _model(scheme="int8", oob="zero", interp="linear", boundary="closed", seed=0, width=WIDTH) -> LUTModel:
     opts = ContractOptions(L=8 if interp != "poly" else 4, scheme=scheme, oob=oob, interp=interp, boundary=boundary)
-    return random_model(list(WIDTH), opts, seed=seed, masked=0.2, knots=("uniform", "nonuniform", "repeated"))
+    return random_model(list(width), opts, seed=seed, masked=0.2, knots=("uniform", "nonuniform", "repeated"))
 
 
 def _load(blob: bytes):
@@ -99,9 +99,31 @@ def _at_limit(m: LUTModel, which: str) -> LUTModel:
     return replace(m, layers=tuple(layers))
 
 
+def _sawtooth(m: LUTModel) -> LUTModel:
+    """``m`` (one layer) with every stored sample alternating between +-0.99 VALUE_MAX (float16: +-60000): the
+    largest slopes ``T[r+1] - T[r]`` the bound allows, where an unbounded table overflows to inf and a backend
+    that multiplies by a 0/1 mask gets NaN where another selects 0."""
+    (layer,) = m.layers
+    E, K, L = layer.table.shape
+    sign = np.where(np.arange(L) % 2 == 0, 1.0, -1.0)[None, None, :] * np.ones((E, K, 1))
+    top = 0.99 * VALUE_MAX
+    scheme = m.contract.scheme
+    if scheme == "int8":
+        new = {"table": (sign * 127).astype(np.int8), "scale": np.full((E, K), top / 127, np.float32)}
+    elif scheme == "uint8":
+        new = {"table": np.where(sign > 0, 255, 0).astype(np.uint8), "scale": np.full((E, K), 2 * top / 255, np.float32),
+               "offset": np.full((E, K), -top, np.float32)}
+    else:
+        new = {"table": (sign * (60000.0 if scheme == "float16" else top)).astype(layer.table.dtype)}
+    return replace(m, layers=(replace(layer, **new),))
+
+
 def _limit_case(which: str, **opts):
     def case(info):
-        m = _at_limit(_model(**opts), which)
+        if which == "sawtooth":
+            m = _sawtooth(_model(width=(3, 2), **opts))
+        else:
+            m = _at_limit(_model(**opts), which)
         x = np.concatenate([single_value_rows(m), adversarial_inputs(m, 48, seed=3)])
         with np.errstate(all="ignore"):
             info["max_abs_output"] = float(np.nanmax(np.abs(np.where(np.isfinite(x), x, 0))))
@@ -127,6 +149,9 @@ CASES = [
 CASES += [(f"limit: tables at VALUE_MAX, {s}, oob={o}", _limit_case("tables", scheme=s, oob=o))
           for s in ("int8", "uint8", "float32") for o in ("zero", "clip", "extrapolate")]
 CASES += [(f"limit: knots at VALUE_MAX, oob={o}", _limit_case("knots", oob=o)) for o in ("zero", "clip", "extrapolate")]
+CASES += [(f"limit: samples alternating +-VALUE_MAX, {s}, {i}, oob={o}", _limit_case("sawtooth", scheme=s, oob=o,
+                                                                                     interp=i))
+          for s in ("int8", "uint8", "float32") for o in ("zero", "clip", "extrapolate") for i in ("linear", "nearest")]
 CASES += [
     ("limit: float16 tables at 6e4, extrapolate", _limit_case("tables", scheme="float16", oob="extrapolate")),
     ("limit: nearest int8 tables, zero", _limit_case("tables", interp="nearest")),
