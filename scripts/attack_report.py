@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from lutkan.testing.attacks import CLASSES, run_class  # noqa: E402 - after the sys.path line above
 
 MEMORY = {"memory": 4 << 30, "parse": 4 << 30}
+BASELINE_TIMEOUT = 120
 
 
 def _baseline_times(rev: str, layers: list[int]) -> dict[int, float]:
@@ -43,9 +44,12 @@ def _baseline_times(rev: str, layers: list[int]) -> dict[int, float]:
             f.write_bytes(to_bytes(empty_model(n)))
             code = (f"import time; from lutkan.artifact import from_bytes; b = open({str(f)!r}, 'rb').read(); "
                     f"t = time.perf_counter(); from_bytes(b); print(time.perf_counter() - t)")
-            r = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(old), "PATH": "/usr/bin:/bin"}, cwd=d,
-                               capture_output=True, text=True, timeout=600)
-            out[n] = float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else float("nan")
+            try:
+                r = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(old), "PATH": "/usr/bin:/bin"},
+                                   cwd=d, capture_output=True, text=True, timeout=BASELINE_TIMEOUT)
+                out[n] = float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else float("nan")
+            except subprocess.TimeoutExpired:
+                out[n] = float("inf")
     return out
 
 
@@ -70,14 +74,19 @@ def main(argv=None) -> int:
             print(f"FAILED {name}: {r['case']}: {r['outcome']}: {r['detail'][:300]}")
         if rep.crashed:
             print(f"CRASHED {name} in case {rep.last_started!r} (rc={rep.returncode}, timeout={rep.timed_out})")
+    print("\n| class 2 case | outcome | peak RSS of the child during the case |")
+    print("|---|---|---|")
+    for r in reports["memory"].records:
+        print(f"| {r['case']} | {r['outcome']} | {r['peak_mb']:.0f} MB |")
     loads = [r for r in reports["work"].records if "layers" in r["info"]]
     base = _baseline_times(a.baseline, [r["info"]["layers"] for r in loads]) if a.baseline else {}
     print("\n| empty layers | arrays | file bytes | load s | load s at " + (a.baseline or "-") + " |")
     print("|---|---|---|---|---|")
     for r in loads:
         i = r["info"]
-        print(f"| {i['layers']} | {i['arrays']} | {i['file_bytes']} | {i['load_s']:.3f} | "
-              f"{base.get(i['layers'], float('nan')):.3f} |")
+        b = base.get(i["layers"], float("nan"))
+        b_txt = f"> {BASELINE_TIMEOUT} (timed out)" if b == float("inf") else f"{b:.3f}"
+        print(f"| {i['layers']} | {i['arrays']} | {i['file_bytes']} | {i['load_s']:.3f} | {b_txt} |")
     for r in reports["knots"].records:
         print(f"\nclass 7, {r['case']}: {r['detail']}")
     if a.json:
