@@ -35,9 +35,9 @@ def as_source(source, **kw) -> SourceModel:
     return load_source(source, **kw)
 
 
-_COMPILE_BYTES_PER_SAMPLE = 80
+_COMPILE_BYTES_PER_SAMPLE = 56
 """Working set of the compiler per sampled table entry (E*K*L): float64 samples and midpoints, the quantizer's
-and the error estimate's temporaries."""
+and the error estimate's temporaries (peak RSS measured at 49-53 bytes per sample, int8 and float32, L=4096)."""
 
 
 def _check_knots(layer: SourceLayer, l: int) -> np.ndarray:
