@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from lutkan import budget
-from lutkan.artifact_checks import check_entries, declared_dense_bytes, validate_layer
+from lutkan.artifact_checks import LAYER_ARRAYS as _LAYER_ARRAYS
+from lutkan.artifact_checks import (
+    check_entries,
+    check_references,
+    declared_dense_bytes,
+    layer_meta,
+    unparsable_hint,
+    validate_layer,
+)
 from lutkan.contract import BASE_FUNS, FLT_MAX, ContractOptions
 from lutkan.errors import ArtifactError, LutKanError
 from lutkan.nodes import NodeStep
@@ -41,10 +48,6 @@ READABLE_VERSIONS = (1, 2)
 MAGIC = b"LUTKAN\x00\x01"
 MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
-
-_LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
-                 "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
-                 "sym_src", "sym_dst", "sym_affine")
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,7 +294,7 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, int]:
     except RecursionError:
         raise ArtifactError(f"{where}: header is not valid JSON (too deeply nested)") from None
     except ValueError as e:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
-        raise ArtifactError(f"{where}: header {_unparsable(data[16 : 16 + hlen])} Python refuses to parse ({e})") \
+        raise ArtifactError(f"{where}: header {unparsable_hint(data[16 : 16 + hlen])} Python refuses to parse ({e})") \
             from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: header does not describe a lutkan model")
@@ -301,21 +304,6 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, int]:
                             f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); recompile the model "
                             f"with this version")
     return header, 16 + hlen + ((-(16 + hlen)) % _ALIGN)
-
-
-_LONG_NUMBER = re.compile(rb"\d{4000,}")
-_KEY = re.compile(rb'"((?:[^"\\]|\\.){1,200})"\s*:')
-
-
-def _unparsable(raw: bytes) -> str:
-    """Where in the raw header JSON the first over-long number sits: ``field 'name' holds a 5000-digit number at
-    byte N``, or ``holds a value``."""
-    m = _LONG_NUMBER.search(raw)
-    if m is None:
-        return "holds a value"
-    keys = list(_KEY.finditer(raw, 0, m.start()))
-    name = keys[-1].group(1).decode("utf-8", "replace") if keys else "?"
-    return f"field {name!r} holds a {m.end() - m.start()}-digit number (at byte {m.start()}) that"
 
 
 def _contract(header: dict, where: str) -> ContractOptions:
@@ -331,39 +319,6 @@ def _contract(header: dict, where: str) -> ContractOptions:
         return ContractOptions.from_dict(cdict)
     except LutKanError as e:
         raise ArtifactError(f"{where}: contract: {e}") from None
-
-
-def _layer_meta(meta, l: int, where: str) -> tuple[dict, int, tuple, tuple]:
-    """(array references, n_sum, mult_groups, sym_funs) of ``layers[l]``, with their JSON types checked."""
-    if not isinstance(meta, dict):
-        raise _inconsistent(where, f"layers[{l}] must be an object, got {type(meta).__name__}")
-    for name in ("arrays", "n_sum", "mult_groups"):
-        if name not in meta:
-            raise _inconsistent(where, f"layers[{l}] has no field {name!r}")
-    names = meta["arrays"]
-    if not isinstance(names, dict) or set(names) - set(_LAYER_ARRAYS):
-        raise ArtifactError(f"{where}: layer {l} lists unknown arrays")
-    if not all(isinstance(v, str) for v in names.values()):
-        raise _inconsistent(where, f"layers[{l}].arrays must map array roles to array names (strings)")
-    groups = meta["mult_groups"]
-    if not isinstance(groups, list):
-        raise _inconsistent(where, f"layers[{l}].mult_groups={groups!r} must be positive ints (a list)")
-    funs = meta.get("sym_funs", [])
-    if not isinstance(funs, list) or not all(isinstance(f, str) for f in funs):
-        raise ArtifactError(f"{where}: layer {l}: sym_funs must be a list of names")
-    return names, meta["n_sum"], tuple(groups), tuple(funs)
-
-
-def _references(layers: list, header: dict, entries: dict, where: str) -> None:
-    """Every array reference names a declared array, and no array is referenced twice (one set: O(n))."""
-    seen: set[str] = set()
-    refs = [name for names, *_ in layers for name in names.values()] + [header.get("input_id")]
-    for key in refs:
-        if not isinstance(key, str) or key not in entries:
-            raise ArtifactError(f"{where}: array {key!r} is missing")
-        if key in seen:
-            raise ArtifactError(f"{where}: array {key!r} is referenced more than once")
-        seen.add(key)
 
 
 def from_bytes(data: bytes, *, source: str = "<bytes>", max_bytes: int | None = None) -> LUTModel:
@@ -383,8 +338,8 @@ def from_bytes(data: bytes, *, source: str = "<bytes>", max_bytes: int | None = 
         contract = _contract(header, where)
         if not isinstance(header.get("layers"), list):
             raise _inconsistent(where, "'layers' must be a list of layer objects")
-        metas = [_layer_meta(meta, l, where) for l, meta in enumerate(header["layers"])]
-        _references(metas, header, entries, where)
+        metas = [layer_meta(meta, l, where) for l, meta in enumerate(header["layers"])]
+        check_references(metas, header, entries, where)
         budget.check(declared_dense_bytes(header["layers"], entries, contract), "the runtime tables of the "
                      f"{len(metas)} declared layers (dense I*K*L*O per layer)", limit=max_bytes, error=ArtifactError,
                      where=where)

@@ -1,10 +1,12 @@
-"""The checks behind ``lutkan.artifact``: one compiled layer's arrays, and the array table of a ``.lutkan`` header.
+"""The checks behind ``lutkan.artifact``: one compiled layer's arrays, and the header of a ``.lutkan`` container.
 
 ``validate_layer`` is ``LUTLayer.validate`` (shapes, dtypes, edge order, and every value the arithmetic reads:
 finite, within ``VALUE_MAX``, ``docs/contract.md`` §5); ``check_entries`` validates the header's array table
 before any array is read (dtype allow-list, shape, byte count, inside the file, no two arrays sharing bytes: one
 sort, O(n log n) in the number of arrays); ``declared_dense_bytes`` is what evaluating the declared layers will
-allocate (``lutkan.budget``). Every failure raises ``ArtifactError`` naming the layer/array and the value.
+allocate (``lutkan.budget``); ``layer_meta`` and ``check_references`` type-check the layer objects and the array
+references (each declared, none twice); ``unparsable_hint`` names the field of a number JSON cannot convert.
+Every failure raises ``ArtifactError`` naming the layer/array and the value.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from lutkan.contract import TABLE_DTYPES, VALUE_MAX, ContractOptions
 from lutkan.errors import ArtifactError
 from lutkan.symbolic import SYMBOLIC_CODES
 
-__all__ = ["ALLOWED_DTYPES", "ARRAY_DTYPES", "check_entries", "declared_dense_bytes", "dequantized_extent",
-           "validate_layer"]
+__all__ = ["ALLOWED_DTYPES", "ARRAY_DTYPES", "LAYER_ARRAYS", "check_entries", "check_references", "declared_dense_bytes",
+           "dequantized_extent", "layer_meta", "unparsable_hint", "validate_layer"]
 
 ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32", "float64"}
 ARRAY_DTYPES = {"table": {"int8", "uint8", "float16", "float32"}, "edge_src": {"int32"}, "edge_dst": {"int32"},
                 "sym_src": {"int32"}, "sym_dst": {"int32"}, "sym_affine": {"float64"}, "input_id": {"int64"}}
 """The dtypes each array may declare (the rest are float32); checked before anything is read."""
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
+                "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
+                "sym_src", "sym_dst", "sym_affine")
+"""The arrays of one layer, in container order (``LUTLayer`` fields)."""
 _BOUNDED = ("base_weight", "subnode_scale", "subnode_bias", "node_scale", "node_bias")
 
 
@@ -255,3 +261,51 @@ def declared_dense_bytes(layers_meta, entries: dict, contract: ContractOptions) 
             continue
         total += dense_table_bytes(kn[1][0], kn[1][1] - 1, contract.L, bw[1][1], itemsize, n_scale)
     return total
+
+
+_LONG_NUMBER = re.compile(rb"\d{4000,}")
+_KEY = re.compile(rb'"((?:[^"\\]|\\.){1,200})"\s*:')
+
+
+def unparsable_hint(raw: bytes) -> str:
+    """Where in the raw header JSON the first over-long number sits: ``field 'name' holds a 5000-digit number at
+    byte N``, or ``holds a value``."""
+    m = _LONG_NUMBER.search(raw)
+    if m is None:
+        return "holds a value"
+    keys = list(_KEY.finditer(raw, 0, m.start()))
+    name = keys[-1].group(1).decode("utf-8", "replace") if keys else "?"
+    return f"field {name!r} holds a {m.end() - m.start()}-digit number (at byte {m.start()}) that"
+
+
+def layer_meta(meta, l: int, where: str) -> tuple[dict, int, tuple, tuple]:
+    """(array references, n_sum, mult_groups, sym_funs) of ``layers[l]``, with their JSON types checked."""
+    if not isinstance(meta, dict):
+        raise _inconsistent(where, f"layers[{l}] must be an object, got {type(meta).__name__}")
+    for name in ("arrays", "n_sum", "mult_groups"):
+        if name not in meta:
+            raise _inconsistent(where, f"layers[{l}] has no field {name!r}")
+    names = meta["arrays"]
+    if not isinstance(names, dict) or set(names) - set(LAYER_ARRAYS):
+        raise ArtifactError(f"{where}: layer {l} lists unknown arrays")
+    if not all(isinstance(v, str) for v in names.values()):
+        raise _inconsistent(where, f"layers[{l}].arrays must map array roles to array names (strings)")
+    groups = meta["mult_groups"]
+    if not isinstance(groups, list):
+        raise _inconsistent(where, f"layers[{l}].mult_groups={groups!r} must be positive ints (a list)")
+    funs = meta.get("sym_funs", [])
+    if not isinstance(funs, list) or not all(isinstance(f, str) for f in funs):
+        raise ArtifactError(f"{where}: layer {l}: sym_funs must be a list of names")
+    return names, meta["n_sum"], tuple(groups), tuple(funs)
+
+
+def check_references(layers: list, header: dict, entries: dict, where: str) -> None:
+    """Every array reference names a declared array, and no array is referenced twice (one set: O(n))."""
+    seen: set[str] = set()
+    refs = [name for names, *_ in layers for name in names.values()] + [header.get("input_id")]
+    for key in refs:
+        if not isinstance(key, str) or key not in entries:
+            raise ArtifactError(f"{where}: array {key!r} is missing")
+        if key in seen:
+            raise ArtifactError(f"{where}: array {key!r} is referenced more than once")
+        seen.add(key)

@@ -28,6 +28,7 @@ from lutkan.compiler.pykan.spec import (
     BASE_FUNS,
     ModelSpec,
     assemble_layer,
+    check_mult_width,
     fmt_width,
     mult_groups,
     parse_width,
@@ -250,20 +251,6 @@ def _load_cache(data: bytes, path: Path, max_bytes):
     return cache
 
 
-def _check_width(width, state: dict, cfg_path: Path, state_path: Path) -> None:
-    """Each multiplication entry ``n_mult`` of the width against the length of its ``node_bias`` tensor (at least
-    n_mult nodes), before the groups tuple is built from it: a config can declare 10**8 multiplication nodes
-    in a few bytes. (The full shape checks follow in ``assemble_layer``.)"""
-    for l in range(1, len(width)):
-        t = state.get(f"node_bias_{l - 1}")
-        n_nodes = int(t.numel()) if t is not None and t.ndim == 1 else 0
-        if width[l][1] > n_nodes:
-            raise CheckpointError(f"{cfg_path}: width[{l}] = {width[l]} declares {width[l][1]} multiplication nodes "
-                                  f"but {state_path.name}: node_bias_{l - 1} has shape "
-                                  f"{None if t is None else tuple(t.shape)}; the config and the state do not belong "
-                                  f"to the same model")
-
-
 def _config_width(cfg: dict, path: Path) -> list[list[int]]:
     if "width" not in cfg:
         raise CheckpointError(f"{path}: no 'width' key; not a pykan saveckpt config "
@@ -369,7 +356,8 @@ def read_checkpoint(prefix: Path, *, cache_data: bool = True, max_bytes: int | N
     cache = _load_cache(blobs[CACHE], cache_path, max_bytes) if CACHE in blobs else None
     width = _config_width(cfg, cfg_path)
     _check_state_keys(state, width, state_path, cfg_path)
-    _check_width(width, state, cfg_path, state_path)
+    check_mult_width(width, {k: tuple(v.shape) for k, v in state.items() if k.startswith("node_bias_")},
+                     CheckpointError, str(cfg_path), state_path.name)
     spec, ks, gs = _config_spec(cfg, cfg_path, width)
     layers, kl, gl = _read_layers(state, cfg, spec, ks, gs, state_path, cfg_path)
     return Checkpoint(prefix=prefix, config=cfg, state=state, cache=cache, spec=spec, layers=layers,
