@@ -45,7 +45,14 @@ from lutkan.custom_ops.schema import (
 from lutkan.custom_ops.symbolic_body import build_symbolic_function
 from lutkan.custom_ops.validate import check_edge_inputs, check_symbolic_inputs
 from lutkan.errors import OnnxModelError
-from lutkan.runtime_ext.model_checks import check_functions, declared_bytes, graph_names, subgraphs
+from lutkan.runtime_ext.model_checks import (
+    NODE_BYTES,
+    check_functions,
+    declared_bytes,
+    graph_names,
+    inlined_nodes,
+    subgraphs,
+)
 from lutkan.tables import LayerTables
 
 __all__ = ["PreparedNode", "read_model", "prepare", "is_lutkan_edge"]
@@ -230,6 +237,10 @@ def prepare(model: onnx.ModelProto, key_for, *, max_bytes: int | None = None) ->
     if any(_contains_edge(f.node) for f in others):
         # A wrapper function calls LUTKanEdge with formal parameters: inline the wrappers so the
         # nodes see the initializers; the LUTKanEdge function itself is kept (and dropped below).
+        cap = budget.max_bytes(max_bytes)
+        n = inlined_nodes(model, (cap or 1 << 62) // NODE_BYTES + 1)
+        budget.check(n * NODE_BYTES, f"inlining the model-local functions ({n} nodes or more)", limit=max_bytes,
+                     error=OnnxModelError)
         try:
             model = onnx.inliner.inline_selected_functions(model, [(DOMAIN, OP_TYPE)], exclude=True)
         except Exception as e:  # noqa: BLE001

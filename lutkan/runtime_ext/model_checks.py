@@ -25,7 +25,7 @@ from lutkan.custom_ops.function_body import BodySpec, build_function, search_ste
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
 from lutkan.errors import OnnxModelError
 
-__all__ = ["check_functions", "declared_bytes", "graph_names", "subgraphs"]
+__all__ = ["NODE_BYTES", "check_functions", "declared_bytes", "graph_names", "inlined_nodes", "subgraphs"]
 
 _ITEMSIZE = {onnx.TensorProto.INT8: 1, onnx.TensorProto.UINT8: 1, onnx.TensorProto.FLOAT16: 2}
 _DTYPE_NAME = {onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.FLOAT16: "float16",
@@ -102,6 +102,41 @@ def check_functions(model: onnx.ModelProto, prepared: list) -> None:
                 f"(attributes {a}, {spec.scheme} tables, {n_steps} search steps): plain onnxruntime would compute "
                 f"something else than the plugin. Re-export the model with this lutkan (lutkan export), or run it "
                 f"without the plugin")
+
+
+NODE_BYTES = 512
+"""Budget charge per node an inlining creates (a NodeProto with its names and attributes)."""
+
+
+def inlined_nodes(model: onnx.ModelProto, cap: int) -> int:
+    """How many nodes inlining every model-local function (but LUTKanEdge) would produce, counted with memoized
+    sizes before anything is inlined (a chain of functions that each call the next twice is 2**depth nodes);
+    stops counting above ``cap``. Raises OnnxModelError for a function that calls itself."""
+    funcs = {(f.domain, f.name, f.overload): f for f in model.functions}
+    memo: dict = {}
+    active: set = set()
+
+    def nodes(seq) -> int:
+        n = 0
+        for node in seq:
+            f = funcs.get((node.domain, node.op_type, node.overload))
+            n += fn_size(f) if f is not None and not (f.domain == DOMAIN and f.name == OP_TYPE) else 1
+            n += sum(nodes(g.node) for g in subgraphs(node))
+            if n > cap:
+                return n
+        return n
+
+    def fn_size(f: onnx.FunctionProto) -> int:
+        key = (f.domain, f.name, f.overload)
+        if key in active:
+            raise OnnxModelError(f"model-local function {f.domain}::{f.name} calls itself; it cannot be inlined")
+        if key not in memo:
+            active.add(key)
+            memo[key] = nodes(f.node)
+            active.discard(key)
+        return memo[key]
+
+    return nodes(model.graph.node)
 
 
 def declared_bytes(graph: onnx.GraphProto, per_cell_extra: int, scope: dict | None = None) -> int:

@@ -18,7 +18,7 @@ from lutkan.evaluators.inputs import check_input
 # Defines the PyOp and installs the fast hook: must precede every register_custom_ops_library call.
 from lutkan.runtime_ext import pyop
 from lutkan.runtime_ext.graph import prepare, read_model
-from lutkan.runtime_ext.model_checks import declared_bytes
+from lutkan.runtime_ext.model_checks import NODE_BYTES, declared_bytes, inlined_nodes
 
 __all__ = ["make_session", "run", "register", "session_options", "SESSION_OPTION_NAMES", "PluginKernelError"]
 
@@ -119,7 +119,10 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
             payload = os.fspath(payload)
         if isinstance(payload, (bytearray, memoryview)):
             payload = bytes(payload)
-        _check_plain_size(model if isinstance(model, onnx.ModelProto) else payload, max_bytes)
+        try:
+            _check_plain_size(model if isinstance(model, onnx.ModelProto) else payload, max_bytes)
+        except OnnxModelError as e:
+            raise _named(e, model) from None
         sess = _create(payload, so, providers, plugin=False)
         _INFO[sess] = {"keys": (), "nodes": 0}
         return sess
@@ -132,7 +135,10 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
                         "plugin-rewritten one, which has no tables; save the optimized model with plugin=False")
 
     m = read_model(model)
-    m, nodes = prepare(m, pyop.new_key, max_bytes=max_bytes)
+    try:
+        m, nodes = prepare(m, pyop.new_key, max_bytes=max_bytes)
+    except OnnxModelError as e:
+        raise _named(e, model) from None
     keys = []
     try:
         for p in nodes:
@@ -148,6 +154,13 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
     weakref.finalize(sess, pyop.release_kernels, tuple(keys))
     _INFO[sess] = {"keys": tuple(keys), "nodes": len(nodes)}
     return sess
+
+
+def _named(e: OnnxModelError, model) -> OnnxModelError:
+    """``e`` with the file's path in front when the model was given as a path."""
+    if isinstance(model, (str, os.PathLike)) and not str(e).startswith(os.fspath(model)):
+        return OnnxModelError(f"{os.fspath(model)}: {e}")
+    return e
 
 
 PLAIN_BYTES_PER_CELL = 28
@@ -169,6 +182,10 @@ def _check_plain_size(model, max_bytes: int | None) -> None:
         return
     budget.check(declared_bytes(proto.graph, PLAIN_BYTES_PER_CELL), "onnxruntime's folded LUTKanEdge tables "
                  "(declared by the Table initializers)", limit=max_bytes, error=OnnxModelError)
+    cap = budget.max_bytes(max_bytes)
+    n = inlined_nodes(proto, (cap or 1 << 62) // NODE_BYTES + 1)
+    budget.check(n * NODE_BYTES, f"onnxruntime's inlining of the model-local functions ({n} nodes or more)",
+                 limit=max_bytes, error=OnnxModelError)
 
 
 def _build_kernel(p):

@@ -86,6 +86,42 @@ def _onnx_declared(plugin: bool):
     return case
 
 
+def function_chain(depth: int, recursive: bool = False):
+    """A function-form model whose LUTKanEdge node is wrapped in ``depth`` model-local functions, each calling the
+    next twice: 2**depth nodes once inlined (``recursive``: the outermost also calls itself)."""
+    from onnx import helper
+
+    from lutkan.exporter import export
+    from lutkan.testing.models import random_model
+
+    m = export(random_model([3, 2], ContractOptions(L=4), seed=0), "function")
+    edge = next(n for n in m.graph.node if n.op_type == "LUTKanEdge")
+    formals = [f"a{i}" for i in range(len(edge.input))]
+    attrs = {a.name: helper.get_attribute_value(a) for a in edge.attribute}
+    ops = [helper.make_opsetid("", 21), helper.make_opsetid("lutkan", 2), helper.make_opsetid("wrap", 1)]
+    fns = [helper.make_function("wrap", "W0", formals, ["y"], [helper.make_node("LUTKanEdge", formals, ["y"],
+                                                                                domain="lutkan", **attrs)], ops)]
+    for d in range(1, depth + 1):
+        callee = f"W{d}" if recursive and d == depth else f"W{d - 1}"
+        body = [helper.make_node(callee, formals, ["p"], domain="wrap"),
+                helper.make_node(f"W{d - 1}", formals, ["q"], domain="wrap"), helper.make_node("Add", ["p", "q"], ["y"])]
+        fns.append(helper.make_function("wrap", f"W{d}", formals, ["y"], body, ops))
+    edge.op_type, edge.domain = f"W{depth}", "wrap"
+    del edge.attribute[:]
+    m.functions.extend(fns)
+    m.opset_import.append(helper.make_opsetid("wrap", 1))
+    return m
+
+
+def _chain(depth: int, plugin: bool, recursive: bool = False, *needles: str):
+    def case(info):
+        from lutkan.runtime_ext import make_session
+
+        m = function_chain(depth, recursive)
+        return reject(lambda: make_session(m, plugin=plugin), OnnxModelError, *needles)
+    return case
+
+
 # ------------------------------------------------------------------------------------------ pykan checkpoints
 
 
@@ -177,6 +213,10 @@ CASES = [
     ("compile: 1.8e8 samples of a 64x64 source at L=4096", _compile),
     ("ONNX Table declaring 4e10 cells, plugin session", _onnx_declared(True)),
     ("ONNX Table declaring 4e10 cells, plain session", _onnx_declared(False)),
+    ("ONNX: 200 nested functions calling each other twice (2**200 nodes inlined), plugin",
+     _chain(200, True, False, LIMIT, "inlining")),
+    ("ONNX: the same chain, plain session", _chain(200, False, False, LIMIT, "inlining")),
+    ("ONNX: a function that calls itself, plugin", _chain(3, True, True, "calls itself")),
     ("checkpoint: stride-0 coef of 2.4e8 elements", _ckpt_case(_edit_state(_expanded_coef), "act_fun.0.coef", LIMIT)),
     ("checkpoint: stride-0 coef, via compile", _ckpt_case(_edit_state(_expanded_coef), "act_fun.0.coef", LIMIT,
                                                           entry="compile")),
