@@ -20,6 +20,8 @@ self-contained):
 from __future__ import annotations
 
 import os
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,7 +144,7 @@ def _node_attrs(where: str, node: onnx.NodeProto) -> dict:
     return attrs
 
 
-def _table_array(where: str, role: str, name: str, scope: dict, overridable: dict) -> np.ndarray:
+def _table_array(where: str, role: str, name: str, scope: Mapping, overridable: Mapping) -> np.ndarray:
     """The initializer ``name`` as an array; OnnxModelError if it is not a constant (``overridable`` maps the
     names that are graph inputs or computed by nodes to the reason)."""
     if name in overridable:
@@ -160,7 +162,7 @@ def _table_array(where: str, role: str, name: str, scope: dict, overridable: dic
                              f"data, pass the file path instead of bytes)") from None
 
 
-def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: dict) -> tuple[LayerTables, dict, int, int]:
+def _prepare_node(node: onnx.NodeProto, where: str, scope: Mapping, overridable: Mapping) -> tuple[LayerTables, dict, int, int]:
     if len(node.output) != 1 or not node.output[0]:
         raise OnnxModelError(f"{where}: LUTKanEdge has exactly one output Y, got {list(node.output)}")
     n_in = len(node.input)
@@ -196,7 +198,7 @@ def _contains_edge(nodes) -> bool:
     return False
 
 
-def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: dict, overridable: dict) -> list[onnx.NodeProto]:
+def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: Mapping, overridable: Mapping) -> list[onnx.NodeProto]:
     """A validated ``KanSymbolic`` node replaced by its standard-op body (the plugin has no kernel for it:
     onnxruntime runs the expansion natively, exactly as in the function form)."""
     if len(node.input) != len(SYMBOLIC_INPUTS) or len(node.output) != 1 or not all(node.input):
@@ -259,14 +261,13 @@ def prepare(model: onnx.ModelProto, key_for, *, max_bytes: int | None = None) ->
     consumed: list[tuple[onnx.GraphProto, str]] = []
     top_inputs = {i.name: "a graph input, so it could be fed at run time" for i in model.graph.input}
 
-    def walk(graph: onnx.GraphProto, outer: dict, outer_owner: dict) -> None:
-        scope = dict(outer)
-        scope.update({t.name: t for t in graph.initializer})
-        owner = dict(outer_owner)
-        owner.update({t.name: graph for t in graph.initializer})
-        overridable = dict(computed)
-        overridable.update(top_inputs if graph is model.graph else
-                           {i.name: "a subgraph input, so it could vary at run time" for i in graph.input})
+    def walk(graph: onnx.GraphProto, outer: ChainMap, outer_owner: ChainMap) -> None:
+        # inner scopes chain to the outer ones (no copies: linear in the model for any number of subgraphs)
+        scope = outer.new_child({t.name: t for t in graph.initializer})
+        owner = outer_owner.new_child({t.name: graph for t in graph.initializer})
+        overridable = ChainMap(top_inputs if graph is model.graph else
+                               {i.name: "a subgraph input, so it could vary at run time" for i in graph.input},
+                               computed)
         expanded = []
         for node in graph.node:
             if node.domain == DOMAIN and node.op_type == SYMBOLIC_OP:
@@ -297,7 +298,7 @@ def prepare(model: onnx.ModelProto, key_for, *, max_bytes: int | None = None) ->
         del graph.node[:]
         graph.node.extend(expanded)
 
-    walk(model.graph, {}, {})
+    walk(model.graph, ChainMap(), ChainMap())
     check_functions(model, prepared)
 
     # Drop the LUTKanEdge function (the plugin replaces it) and the tables nothing else reads.

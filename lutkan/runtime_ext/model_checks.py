@@ -15,6 +15,7 @@ node's inputs (``lutkan.custom_ops.validate``), that needs:
 
 from __future__ import annotations
 
+from collections import ChainMap
 from functools import lru_cache
 
 import onnx
@@ -139,11 +140,10 @@ def inlined_nodes(model: onnx.ModelProto, cap: int) -> int:
     return nodes(model.graph.node)
 
 
-def declared_bytes(graph: onnx.GraphProto, per_cell_extra: int, scope: dict | None = None) -> int:
+def declared_bytes(graph: onnx.GraphProto, per_cell_extra: int, scope: ChainMap | None = None) -> int:
     """Bytes evaluating the graph's LUTKanEdge nodes allocates, from the declared dims of their Table initializers
     (nothing is read): per node ``dense_table_bytes`` plus ``per_cell_extra`` bytes per table cell."""
-    scope = dict(scope or {})
-    scope.update({t.name: t for t in graph.initializer})
+    scope = (scope if scope is not None else ChainMap()).new_child({t.name: t for t in graph.initializer})
     total = 0
     for n in graph.node:
         if n.domain == DOMAIN and n.op_type == OP_TYPE and len(n.input) > 6:
