@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,10 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from lutkan.contract import BASE_FUNS, FLT_MAX, TABLE_DTYPES, ContractOptions
+from lutkan import budget
+from lutkan.artifact_checks import LAYER_ARRAYS as _LAYER_ARRAYS
+from lutkan.artifact_checks import (
+    check_entries,
+    check_references,
+    declared_dense_bytes,
+    layer_meta,
+    unparsable_hint,
+    validate_layer,
+)
+from lutkan.contract import BASE_FUNS, FLT_MAX, ContractOptions
 from lutkan.errors import ArtifactError, LutKanError
 from lutkan.nodes import NodeStep
-from lutkan.symbolic import SYMBOLIC_CODES
 
 FORMAT_NAME = "lutkan"
 FORMAT_VERSION = 2
@@ -40,18 +48,6 @@ READABLE_VERSIONS = (1, 2)
 MAGIC = b"LUTKAN\x00\x01"
 MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
-_ALLOWED_DTYPES = {"int8", "uint8", "int32", "int64", "float16", "float32", "float64"}
-_ARRAY_DTYPES = {"table": {"int8", "uint8", "float16", "float32"}, "edge_src": {"int32"}, "edge_dst": {"int32"},
-                 "sym_src": {"int32"}, "sym_dst": {"int32"}, "sym_affine": {"float64"}, "input_id": {"int64"}}
-"""The dtypes each array may declare (the rest are float32); checked before anything is read."""
-
-_LAYER_ARRAYS = ("knots", "edge_src", "edge_dst", "table", "scale", "offset", "base_weight",
-                 "subnode_scale", "subnode_bias", "node_scale", "node_bias", "tab_error",
-                 "sym_src", "sym_dst", "sym_affine")
-
-
-def _err(where: str, msg: str) -> ArtifactError:
-    return ArtifactError(f"{where}: {msg}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,108 +110,9 @@ class LUTLayer:
         return self.n_sum + len(self.mult_groups)
 
     def validate(self, where: str, opts: ContractOptions) -> None:
-        """Raise ArtifactError unless every array has the dtype/shape/values the contract needs."""
-        def need(name, arr, dtype, shape):
-            if arr is None:
-                raise _err(where, f"array {name!r} is missing")
-            if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype):
-                raise _err(where, f"{name} must be {np.dtype(dtype).name}, got "
-                                  f"{getattr(arr, 'dtype', type(arr).__name__)}")
-            if tuple(arr.shape) != tuple(shape):
-                raise _err(where, f"{name} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
-
-        if not isinstance(self.knots, np.ndarray) or self.knots.ndim != 2 or self.knots.shape[1] < 2:
-            raise _err(where, f"knots must be a 2-D float32 array (I, K+1) with K >= 1, got "
-                              f"{getattr(self.knots, 'shape', None)}")
-        if not isinstance(self.base_weight, np.ndarray) or self.base_weight.ndim != 2:
-            raise _err(where, "base_weight must be a 2-D float32 array (I, O)")
-        if not isinstance(self.edge_src, np.ndarray) or self.edge_src.ndim != 1:
-            raise _err(where, f"edge_src must be a 1-D int32 array (E,), got {getattr(self.edge_src, 'shape', None)}")
-        I, K1 = self.knots.shape
-        K, O, E, L = K1 - 1, self.base_weight.shape[1], int(self.edge_src.shape[0]), opts.L
-        need("knots", self.knots, np.float32, (I, K1))
-        need("base_weight", self.base_weight, np.float32, (I, O))
-        need("edge_src", self.edge_src, np.int32, (E,))
-        need("edge_dst", self.edge_dst, np.int32, (E,))
-        need("table", self.table, TABLE_DTYPES[opts.scheme], (E, K, L))
-        if opts.quantized:
-            need("scale", self.scale, np.float32, (E, K))
-        elif self.scale is not None:
-            raise _err(where, f"scheme {opts.scheme} tables carry no scale array")
-        if opts.scheme == "uint8":
-            need("offset", self.offset, np.float32, (E, K))
-        elif self.offset is not None:
-            raise _err(where, f"scheme {opts.scheme} tables carry no offset array")
-        need("subnode_scale", self.subnode_scale, np.float32, (O,))
-        need("subnode_bias", self.subnode_bias, np.float32, (O,))
-        if isinstance(self.n_sum, bool) or not isinstance(self.n_sum, int) or self.n_sum < 0:
-            raise _err(where, f"n_sum={self.n_sum!r} must be a non-negative int")
-        if any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in self.mult_groups):
-            raise _err(where, f"mult_groups={self.mult_groups!r} must be positive ints")
-        if self.n_sum + sum(self.mult_groups) != O:
-            raise _err(where, f"n_sum {self.n_sum} + mult_groups {list(self.mult_groups)} != {O} subnodes")
-        need("node_scale", self.node_scale, np.float32, (self.n_nodes,))
-        need("node_bias", self.node_bias, np.float32, (self.n_nodes,))
-        need("tab_error", self.tab_error, np.float32, (E,))
-        if not np.all(np.isfinite(self.knots)):
-            raise _err(where, "knots contain NaN or inf")
-        if np.any(np.diff(self.knots, axis=1) < 0):
-            row = int(np.nonzero(np.any(np.diff(self.knots, axis=1) < 0, axis=1))[0][0])
-            raise _err(where, f"knots of input {row} are not sorted")
-        if E:
-            if self.edge_src.min() < 0 or self.edge_src.max() >= I:
-                raise _err(where, f"edge_src out of range [0, {I})")
-            if self.edge_dst.min() < 0 or self.edge_dst.max() >= O:
-                raise _err(where, f"edge_dst out of range [0, {O})")
-            key = self.edge_src.astype(np.int64) * O + self.edge_dst
-            if np.any(np.diff(key) <= 0):
-                raise _err(where, "edges must be unique and sorted in-major (src, then dst)")
-        for name in ("base_weight", "subnode_scale", "subnode_bias", "node_scale", "node_bias"):
-            if not np.all(np.isfinite(getattr(self, name))):
-                raise _err(where, f"{name} contains NaN or inf")
-        if opts.scheme in ("float16", "float32") and not np.all(np.isfinite(self.table)):
-            raise _err(where, "table contains NaN or inf")
-        for name in ("scale", "offset"):
-            arr = getattr(self, name)
-            if arr is not None and not np.all(np.isfinite(arr)):
-                raise _err(where, f"{name} contains NaN or inf")
-        if self.scale is not None and np.any(self.scale < 0):
-            raise _err(where, "scale must be >= 0")
-        if opts.scheme == "int8" and E and self.table.min() < -127:
-            raise _err(where, "int8 symmetric codes must lie in [-127, 127]")
-        # Base weights may only sit on active edges.
-        active = np.zeros((I, O), dtype=bool)
-        active[self.edge_src, self.edge_dst] = True
-        if np.any(self.base_weight[~active] != 0):
-            raise _err(where, "base_weight is nonzero on an edge that is not in the edge list")
-        self._validate_symbolic(where, opts, I, O)
-
-    def _validate_symbolic(self, where: str, opts: ContractOptions, I: int, O: int) -> None:
-        S = len(self.sym_funs) if isinstance(self.sym_funs, tuple) else -1
-        arrays = (self.sym_src, self.sym_dst, self.sym_affine)
-        if S == 0 and all(a is None for a in arrays):
-            return
-        if S < 0 or any(not isinstance(n, str) for n in self.sym_funs):
-            raise _err(where, "sym_funs must be a tuple of symbolic function names")
-        if opts.symbolic != "exact":
-            raise _err(where, f"symbolic edges are stored, but the contract says symbolic={opts.symbolic!r}")
-        for name, arr, dtype, shape in (("sym_src", self.sym_src, np.int32, (S,)), ("sym_dst", self.sym_dst, np.int32, (S,)),
-                                         ("sym_affine", self.sym_affine, np.float64, (S, 4))):
-            if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype) or tuple(arr.shape) != shape:
-                raise _err(where, f"{name} must be a {np.dtype(dtype).name} array of shape {shape} "
-                                  f"({S} symbolic edges), got {getattr(arr, 'dtype', type(arr).__name__)} "
-                                  f"{getattr(arr, 'shape', '')}")
-        unknown = sorted({n for n in self.sym_funs if n not in SYMBOLIC_CODES})
-        if unknown:
-            raise _err(where, f"unknown symbolic function(s) {unknown}")
-        if S:
-            if self.sym_src.min() < 0 or self.sym_src.max() >= I or self.sym_dst.min() < 0 or self.sym_dst.max() >= O:
-                raise _err(where, f"symbolic edge out of range for {I} inputs and {O} outputs")
-            key = self.sym_src.astype(np.int64) * O + self.sym_dst
-            if np.any(np.diff(key) <= 0):
-                raise _err(where, "symbolic edges must be unique and sorted in-major (src, then dst)")
-        if not np.all(np.isfinite(self.sym_affine)):
-            raise _err(where, "sym_affine contains NaN or inf")
+        """Raise ArtifactError unless every array has the dtype/shape/values the contract needs
+        (``lutkan.artifact_checks.validate_layer``)."""
+        validate_layer(self, where, opts)
 
     # ----- derived views used by every evaluator (computed once, read-only) -----
 
@@ -375,12 +272,12 @@ def save(model: LUTModel, path: str | Path) -> Path:
     return path
 
 
-def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
-    """Parse and fully validate a ``.lutkan`` container. Raises ArtifactError on any defect."""
-    where = f"{source}"
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ArtifactError(f"{where}: expected bytes, got {type(data).__name__}")
-    data = bytes(data)
+def _inconsistent(where: str, msg: str) -> ArtifactError:
+    return ArtifactError(f"{where}: header is inconsistent: {msg}")
+
+
+def _parse_header(data: bytes, where: str) -> tuple[dict, int]:
+    """Magic, header length, trailer checksum and JSON; returns (header, start of the data region)."""
     if len(data) < len(MAGIC) + 8 + 32:
         raise ArtifactError(f"{where}: file is truncated ({len(data)} bytes) or not a .lutkan file")
     if data[: len(MAGIC)] != MAGIC:
@@ -388,7 +285,7 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
     (hlen,) = struct.unpack("<Q", data[8:16])
     if hlen > MAX_HEADER_BYTES or 16 + hlen > len(data) - 32:
         raise ArtifactError(f"{where}: header length {hlen} does not fit in a {len(data)}-byte file (truncated?)")
-    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+    if hashlib.sha256(memoryview(data)[:-32]).digest() != data[-32:]:
         raise ArtifactError(f"{where}: checksum mismatch: the file is truncated or was modified after writing")
     try:
         header = json.loads(data[16 : 16 + hlen].decode("utf-8"))
@@ -396,6 +293,9 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
         raise ArtifactError(f"{where}: header is not valid JSON ({e})") from None
     except RecursionError:
         raise ArtifactError(f"{where}: header is not valid JSON (too deeply nested)") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ArtifactError(f"{where}: header {unparsable_hint(data[16 : 16 + hlen])} Python refuses to parse ({e})") \
+            from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{where}: header does not describe a lutkan model")
     version = header.get("format_version")
@@ -403,66 +303,63 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
         raise ArtifactError(f"{where}: format_version {version!r} is not supported by this lutkan "
                             f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); recompile the model "
                             f"with this version")
-    data_start = 16 + hlen + ((-(16 + hlen)) % _ALIGN)
-    data_len = len(data) - 32 - data_start
-    used: list[tuple[int, int, str]] = []  # byte ranges already read: arrays may not overlap
+    return header, 16 + hlen + ((-(16 + hlen)) % _ALIGN)
+
+
+def _contract(header: dict, where: str) -> ContractOptions:
+    if not isinstance(header.get("contract"), dict):
+        raise ArtifactError(f"{where}: contract must be a JSON object of contract options")
+    cdict = dict(header["contract"])
+    if header["format_version"] == 1:  # version 1 tabulated every symbolic edge
+        cdict.setdefault("symbolic", "tabulate")
+    missing = {"L", "scheme", "interp", "boundary", "oob", "symbolic"} - set(cdict)
+    if missing:
+        raise ArtifactError(f"{where}: contract misses option(s) {sorted(missing)}")
     try:
-        entries = header["arrays"]
-        if not isinstance(entries, dict):
-            raise TypeError("arrays")
+        return ContractOptions.from_dict(cdict)
+    except LutKanError as e:
+        raise ArtifactError(f"{where}: contract: {e}") from None
+
+
+def from_bytes(data: bytes, *, source: str = "<bytes>", max_bytes: int | None = None) -> LUTModel:
+    """Parse and fully validate a ``.lutkan`` container. Raises ArtifactError (naming ``source`` and the field)
+    on any defect, before allocating anything the declared shapes would make larger than the resource budget
+    (``lutkan.budget``; ``max_bytes`` overrides ``LUTKAN_MAX_BYTES``)."""
+    where = f"{source}"
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArtifactError(f"{where}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    header, data_start = _parse_header(data, where)
+    data_len = len(data) - 32 - data_start
+    try:
+        if "arrays" not in header:
+            raise _inconsistent(where, "no 'arrays' table")
+        entries = check_entries(header["arrays"], where, data_len)
+        contract = _contract(header, where)
+        if not isinstance(header.get("layers"), list):
+            raise _inconsistent(where, "'layers' must be a list of layer objects")
+        metas = [layer_meta(meta, l, where) for l, meta in enumerate(header["layers"])]
+        check_references(metas, header, entries, where)
+        budget.check(declared_dense_bytes(header["layers"], entries, contract), "the runtime tables of the "
+                     f"{len(metas)} declared layers (dense I*K*L*O per layer)", limit=max_bytes, error=ArtifactError,
+                     where=where)
 
         def arr(key: str) -> np.ndarray:
-            if not isinstance(key, str) or key not in entries:
-                raise ArtifactError(f"{where}: array {key!r} is missing")
-            e = entries[key]
-            dt, shape, off, nb = e["dtype"], e["shape"], e["offset"], e["nbytes"]
-            allowed = _ARRAY_DTYPES.get(key.rsplit(".", 1)[-1], {"float32"})
-            if dt not in _ALLOWED_DTYPES or dt not in allowed:
-                raise ArtifactError(f"{where}: array {key!r} has disallowed dtype {dt!r} (allowed: "
-                                    f"{', '.join(sorted(allowed))})")
-            if (not isinstance(shape, list) or len(shape) > 4
-                    or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape)):
-                raise ArtifactError(f"{where}: array {key!r} has an invalid shape {shape!r}")
-            want = math.prod(shape) * np.dtype(dt).itemsize
-            if not (isinstance(off, int) and isinstance(nb, int)) or nb != want:
-                raise ArtifactError(f"{where}: array {key!r} declares {nb} bytes but shape {shape} x {dt} "
-                                    f"needs {want}")
-            if off < 0 or off + nb > data_len:
-                raise ArtifactError(f"{where}: array {key!r} ({nb} bytes at {off}) lies outside the file")
-            for u0, u1, other in used:
-                if other == key:
-                    raise ArtifactError(f"{where}: array {key!r} is referenced more than once")
-                if nb and off < u1 and u0 < off + nb:
-                    raise ArtifactError(f"{where}: array {key!r} overlaps array {other!r} in the file "
-                                        f"(each array must have its own bytes)")
-            used.append((off, off + nb, key))
-            raw = data[data_start + off : data_start + off + nb]
-            if hashlib.sha256(raw).hexdigest() != e["sha256"]:
+            dt, shape, off, nb, sha = entries[key]
+            raw = memoryview(data)[data_start + off : data_start + off + nb]
+            if hashlib.sha256(raw).hexdigest() != sha:
                 raise ArtifactError(f"{where}: checksum of array {key!r} does not match")
             out = np.frombuffer(raw, dtype=dt).reshape(shape).copy()
             out.setflags(write=False)
             return out
 
-        if not isinstance(header.get("contract"), dict):
-            raise ArtifactError(f"{where}: contract must be a JSON object of contract options")
-        cdict = dict(header["contract"])
-        if version == 1:  # version 1 tabulated every symbolic edge
-            cdict.setdefault("symbolic", "tabulate")
-        missing = {"L", "scheme", "interp", "boundary", "oob", "symbolic"} - set(cdict)
-        if missing:
-            raise ArtifactError(f"{where}: contract misses option(s) {sorted(missing)}")
-        contract = ContractOptions.from_dict(cdict)
         layers = []
-        for l, meta in enumerate(header["layers"]):
-            names = meta["arrays"]
-            if not isinstance(names, dict) or set(names) - set(_LAYER_ARRAYS):
-                raise ArtifactError(f"{where}: layer {l} lists unknown arrays")
-            funs = meta.get("sym_funs", [])
-            if not isinstance(funs, list) or not all(isinstance(f, str) for f in funs):
-                raise ArtifactError(f"{where}: layer {l}: sym_funs must be a list of names")
+        for names, n_sum, groups, funs in metas:
             get = {n: (arr(names[n]) if n in names else None) for n in _LAYER_ARRAYS}
-            layers.append(LUTLayer(n_sum=meta["n_sum"], mult_groups=tuple(meta["mult_groups"]),
-                                   sym_funs=tuple(funs), **get))
+            layers.append(LUTLayer(n_sum=n_sum, mult_groups=groups, sym_funs=funs, **get))
+        for name in ("base_fun", "n_inputs"):
+            if name not in header:
+                raise _inconsistent(where, f"no field {name!r}")
         provenance = header.get("provenance", {})
         notes = header.get("notes", [])
         if not isinstance(provenance, dict) or not isinstance(notes, list):
@@ -470,22 +367,27 @@ def from_bytes(data: bytes, *, source: str = "<bytes>") -> LUTModel:
         return LUTModel(layers=tuple(layers), contract=contract, base_fun=header["base_fun"],
                         input_id=arr(header["input_id"]), n_inputs=header["n_inputs"],
                         provenance=provenance, notes=tuple(str(n) for n in notes))
-    except ArtifactError:
-        raise
+    except ArtifactError as e:
+        msg = str(e)
+        raise ArtifactError(msg if msg.startswith(f"{where}: ") else f"{where}: {msg}") from None
     except LutKanError as e:
         raise ArtifactError(f"{where}: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
-        raise ArtifactError(f"{where}: header is inconsistent ({type(e).__name__}: {e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+        raise _inconsistent(where, f"{type(e).__name__}: {e}") from None
 
 
-def load(path: str | Path) -> LUTModel:
-    """Read and validate a ``.lutkan`` file."""
+def load(path: str | Path, *, max_bytes: int | None = None) -> LUTModel:
+    """Read and validate a ``.lutkan`` file (``from_bytes``); a file larger than half the resource budget is
+    refused before it is read (the loader holds the file and a copy of its arrays)."""
     path = Path(path)
     try:
+        size = path.stat().st_size if path.is_file() else 0
+        budget.check(2 * size, f"reading the {size}-byte file", limit=max_bytes, error=ArtifactError,
+                     where=str(path))
         data = path.read_bytes()
     except OSError as e:
         raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
-    return from_bytes(data, source=str(path))
+    return from_bytes(data, source=str(path), max_bytes=max_bytes)
 
 
 __all__ = ["FORMAT_VERSION", "LUTLayer", "LUTModel", "save", "load", "to_bytes", "from_bytes", "FLT_MAX"]

@@ -33,6 +33,15 @@ FLT_MAX = np.float32(np.finfo(np.float32).max)
 """±inf inputs are replaced by ±FLT_MAX wherever the contract evaluates a line (base branch,
 ``extrapolate``); the tabulated term under ``clip``/``zero`` never sees them."""
 
+VALUE_MAX = 1e30
+"""Largest magnitude of any stored float32 value that enters the arithmetic: knots, dequantized table values
+(``offset + scale*q``), base weights, node/subnode affines (``docs/contract.md`` §5). With ``|t| <= VALUE_MAX``,
+``x - t`` is finite for every float32 ``x`` (VALUE_MAX is below half an ulp of FLT_MAX) and so is every knot
+span; with ``|T| <= VALUE_MAX`` no slope ``T[r+1] - T[r]``, interpolated value or sum of up to 10**8 table terms
+overflows, so no backend multiplies an inf by 0 where another selects 0. Larger values are refused by the
+compiler, the artifact loader and the ONNX op validation. Equal to ``lutkan.metrics.HUGE``, the edge of float32's
+overflow region."""
+
 U_EXT = np.float32(2.0**16)
 """``interp="poly"`` with ``oob="extrapolate"`` evaluates the boundary polynomial at a local coordinate
 clipped to +-U_EXT segment widths (every Bernstein basis value stays finite in float32 for L <= 8)."""

@@ -33,3 +33,7 @@ class InputError(LutKanError, ValueError):
 
 class OnnxModelError(LutKanError):
     """An ``.onnx`` file (or its LUTKanEdge nodes) is malformed or not a lutkan export."""
+
+
+class ResourceLimitError(LutKanError):
+    """An operation would allocate more than the resource budget (``lutkan.budget``) allows."""

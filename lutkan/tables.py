@@ -27,12 +27,14 @@ from math import comb
 
 import numpy as np
 
+from lutkan import budget
 from lutkan.artifact import LUTLayer, LUTModel
 from lutkan.contract import ContractOptions
 from lutkan.nodes import NodeStep
 from lutkan.symbolic import SYMBOLIC_CODES
 
-__all__ = ["LayerTables", "SymbolicEdges", "bernstein_basis", "dequantize", "index_hi", "model_tables", "segment_scales"]
+__all__ = ["LayerTables", "SymbolicEdges", "bernstein_basis", "dequantize", "index_hi", "layout_bytes", "model_tables",
+           "segment_scales"]
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray | None, offset: np.ndarray | None, *, axis: int = -1) -> np.ndarray:
@@ -253,6 +255,23 @@ class LayerTables:
         return self.edge_mask != 0
 
 
-def model_tables(model: LUTModel) -> tuple[LayerTables, ...]:
-    """Every layer of a compiled model in the runtime layout."""
+def layout_bytes(model: LUTModel, extra_per_cell: int = 0) -> int:
+    """Bytes of ``model_tables(model)`` with every dense table dequantized (``budget.dense_table_bytes``), plus
+    ``extra_per_cell`` bytes per table cell (I*K*L*O) for a backend's own copies."""
+    o = model.contract
+    itemsize = np.dtype(model.layers[0].table.dtype).itemsize
+    n_scale = {"int8": 1, "uint8": 2}.get(o.scheme, 0)
+    total = 0
+    for layer in model.layers:
+        I, K, O = layer.in_dim, layer.n_segments, layer.out_dim
+        total += budget.dense_table_bytes(I, K, o.L, O, itemsize, n_scale) + extra_per_cell * I * K * o.L * O
+    return total
+
+
+def model_tables(model: LUTModel, *, max_bytes: int | None = None, extra_per_cell: int = 0,
+                 what: str = "the runtime tables") -> tuple[LayerTables, ...]:
+    """Every layer of a compiled model in the runtime layout; the dense expansion (``layout_bytes``, plus the
+    caller's ``extra_per_cell`` copies) is checked against the resource budget first (``ResourceLimitError``)."""
+    budget.check(layout_bytes(model, extra_per_cell), f"{what} of the model {model.width} (dense I*K*L*O per "
+                 f"layer, L={model.contract.L})", limit=max_bytes)
     return tuple(LayerTables.from_layer(layer, model.contract, model.base_fun) for layer in model.layers)

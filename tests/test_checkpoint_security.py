@@ -96,10 +96,18 @@ def _entry_points(prefix):
     }
 
 
-def _refused_everywhere(prefix, match, what):
+def _refused_everywhere(prefix, match, what, target="_state"):
+    """Every entry point that reads the damaged file refuses it naming the file; ``compile_model`` does not read
+    ``_cache_data`` at all (issue 14: a command does not load what it does not need), so for a damaged cache it
+    must succeed without touching it. No payload ever runs."""
+    cache_only = target == "_cache_data"
     for name, f in _entry_points(prefix).items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if cache_only and name == "compile_model":
+                f()
+                assert _marker_gone(), f"{what}: payload ran through {name}"
+                continue
             with pytest.raises(LutKanError, match=match) as ei:
                 f()
         assert str(prefix.name) in str(ei.value) or str(prefix) in str(ei.value), (name, what, str(ei.value))
@@ -113,7 +121,7 @@ def _refused_everywhere(prefix, match, what):
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_pickle_payloads_refused_not_run(ckpt, target, payload):
     torch.save(PAYLOADS[payload](), f"{ckpt}{target}")
-    _refused_everywhere(ckpt, rf"{target}: refused to unpickle", f"{payload} in {target}")
+    _refused_everywhere(ckpt, rf"{target}: refused to unpickle", f"{payload} in {target}", target)
 
 
 @pytest.mark.parametrize("protocol", range(0, pickle.HIGHEST_PROTOCOL + 1))
@@ -121,13 +129,13 @@ def test_pickle_payloads_refused_not_run(ckpt, target, payload):
 def test_raw_pickles_every_protocol(ckpt, protocol, target):
     """A bare pickle (not a torch file): the legacy torch reader unpickles it with weights_only."""
     Path(f"{ckpt}{target}").write_bytes(pickle.dumps(_Exec(), protocol=protocol))
-    _refused_everywhere(ckpt, "refused to unpickle|cannot read", f"raw pickle p{protocol} in {target}")
+    _refused_everywhere(ckpt, "refused to unpickle|cannot read", f"raw pickle p{protocol} in {target}", target)
 
 
 @pytest.mark.parametrize("target", ["_state", "_cache_data"])
 def test_legacy_format_payload(ckpt, target):
     torch.save({"x": _Exec()}, f"{ckpt}{target}", _use_new_zipfile_serialization=False)
-    _refused_everywhere(ckpt, "refused to unpickle", f"legacy torch file in {target}")
+    _refused_everywhere(ckpt, "refused to unpickle", f"legacy torch file in {target}", target)
 
 
 def test_payload_hidden_among_real_tensors(ckpt):

@@ -101,15 +101,20 @@ def decoy_function_model(model) -> onnx.ModelProto:
     return om
 
 
-def test_plugin_replaces_function_body():
-    """The function body is a decoy (MatMul): only the plugin kernel gives the reference."""
+def test_plugin_refuses_a_decoy_function_body():
+    """The function body is a decoy (MatMul): plain onnxruntime runs it and computes something else than the
+    reference, so the plugin (which would compute the reference) must refuse the file instead of silently
+    disagreeing with plain onnxruntime (issue 14, class 4); the real body runs the same in both."""
     model = random_model((4, 3, 2), seed=3)
     om = decoy_function_model(model)
     x = np.random.default_rng(0).normal(0, 1, (8, 4)).astype(np.float32)
     ref = NumpyEvaluator(model)(x)
-    assert_outputs_close(run(make_session(om), x), ref)
+    with pytest.raises(OnnxModelError, match="LUTKanEdge function is not the body lutkan builds"):
+        make_session(om)
     plain = run(make_session(om, plugin=False), x)
     assert np.abs(plain - ref).max() > 1e-2
+    real = export(model, "function")
+    assert_outputs_close(run(make_session(real), x), run(make_session(real, plugin=False), x), rel=1e-5)
 
 
 def test_rewrite_in_memory_only(tmp_path):

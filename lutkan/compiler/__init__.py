@@ -12,12 +12,13 @@ from dataclasses import replace
 import numpy as np
 from tqdm.auto import tqdm
 
+from lutkan import budget
 from lutkan.artifact import LUTLayer, LUTModel
 from lutkan.compiler.poly import poly_coefficients, poly_values
 from lutkan.compiler.quantize import quantize
 from lutkan.compiler.sampling import sample_points, tabulate_row
-from lutkan.contract import ContractOptions
-from lutkan.errors import UnsupportedModelError
+from lutkan.contract import VALUE_MAX, ContractOptions
+from lutkan.errors import ArtifactError, UnsupportedModelError
 from lutkan.source import SourceLayer, SourceModel
 from lutkan.symbolic import symbolic_function
 from lutkan.tables import dequantize
@@ -34,11 +35,24 @@ def as_source(source, **kw) -> SourceModel:
     return load_source(source, **kw)
 
 
+_COMPILE_BYTES_PER_SAMPLE = 56
+"""Working set of the compiler per sampled table entry (E*K*L): float64 samples and midpoints, the quantizer's
+and the error estimate's temporaries (peak RSS measured at 49-53 bytes per sample, int8 and float32, L=4096)."""
+
+
 def _check_knots(layer: SourceLayer, l: int) -> np.ndarray:
-    knots32 = layer.grid.astype(np.float32)
+    with np.errstate(over="ignore"):
+        knots32 = layer.grid.astype(np.float32)
     if not np.all(np.isfinite(knots32)):
         i = int(np.nonzero(~np.all(np.isfinite(knots32), axis=1))[0][0])
         raise UnsupportedModelError(f"layer {l}, input {i}: knots contain NaN/inf or overflow float32")
+    big = np.abs(knots32) > VALUE_MAX
+    if np.any(big):
+        i, m = (int(v) for v in np.argwhere(big)[0])
+        raise UnsupportedModelError(
+            f"layer {l}, input {i}: knot {m} = {float(knots32[i, m]):.4g} exceeds +-{VALUE_MAX:g} "
+            f"(lutkan.contract.VALUE_MAX): float32 cannot evaluate such a grid consistently (a knot span would "
+            f"overflow); rescale that input (pykan's update_grid on standardized data)")
     bad = np.any(np.diff(knots32, axis=1) < 0, axis=1)
     if np.any(bad):
         i = int(np.nonzero(bad)[0][0])
@@ -84,6 +98,7 @@ def _sampled_tables(layer: SourceLayer, l: int, opts: ContractOptions, knots32, 
             f"layer {l}, edge ({i}, {j}) [{name}]: the edge function is not finite on its domain "
             f"[{knots32[i, 0]:.6g}, {knots32[i, -1]:.6g}] (pykan's own forward gives NaN/inf there too), so it "
             f"cannot be tabulated; compile with symbolic='exact' (the default) to evaluate the formula instead")
+    _check_values(f, l, edge_src, edge_dst, "the edge function")
     table, scale, offset = quantize(f, opts.scheme)
     deq = dequantize(table, scale, offset).astype(np.float64)
     pred_mid = deq[:, :, 1:] if opts.interp == "nearest" else 0.5 * (deq[:, :, :-1] + deq[:, :, 1:])
@@ -91,10 +106,21 @@ def _sampled_tables(layer: SourceLayer, l: int, opts: ContractOptions, knots32, 
     return table, scale, offset, err.max(axis=1, initial=0)
 
 
+def _check_values(f: np.ndarray, l: int, edge_src, edge_dst, what: str) -> None:
+    """Refuse (E, K, L) table values beyond ``VALUE_MAX`` (naming the first edge)."""
+    big = np.abs(f).max(axis=(1, 2), initial=0) > VALUE_MAX
+    if np.any(big):
+        e = int(np.nonzero(big)[0][0])
+        raise UnsupportedModelError(
+            f"layer {l}, edge ({int(edge_src[e])}, {int(edge_dst[e])}): {what} reaches |f| = "
+            f"{float(np.abs(f[e]).max()):.4g} on the knot domain, beyond {VALUE_MAX:g} (lutkan.contract.VALUE_MAX): "
+            f"float32 tables of such values overflow differently in different backends")
+
+
 _POLY_CHECK_POINTS = np.linspace(0.0, 1.0, 9)
 
 
-def _poly_tables(layer: SourceLayer, opts: ContractOptions, knots32, edge_src, edge_dst):
+def _poly_tables(layer: SourceLayer, l: int, opts: ContractOptions, knots32, edge_src, edge_dst):
     """``poly`` tables: stored coefficients (E, K, L) and ``tab_error`` measured at 9 points per segment."""
     E, K, L = edge_src.shape[0], knots32.shape[1] - 1, opts.L
     coef = np.zeros((E, K, L))
@@ -111,6 +137,7 @@ def _poly_tables(layer: SourceLayer, opts: ContractOptions, knots32, edge_src, e
         d = np.abs(stored - exact)
         d[flat, 1:, :] = 0
         err[es] = d.max(axis=(0, 1), initial=0)
+    _check_values(coef, l, edge_src, edge_dst, "a polynomial coefficient")
     table, _, _ = quantize(coef, opts.scheme)
     return table, err
 
@@ -135,12 +162,15 @@ def _symbolic_edges(src: SourceModel, layer: SourceLayer, l: int, opts: Contract
     return (idx[0].astype(np.int32), idx[1].astype(np.int32), np.asarray(aff, dtype=np.float64), tuple(names))
 
 
-def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str]) -> LUTLayer:
+def _compile_layer(src: SourceModel, l: int, opts: ContractOptions, notes: list[str], max_bytes) -> LUTLayer:
     layer = src.layers[l]
     knots32 = _check_knots(layer, l)
     edge_src, edge_dst = _table_edges(src, layer, opts)
+    budget.check(edge_src.size * (knots32.shape[1] - 1) * opts.L * _COMPILE_BYTES_PER_SAMPLE,
+                 f"sampling {edge_src.size} edges x {knots32.shape[1] - 1} segments x {opts.L} samples",
+                 limit=max_bytes, where=f"compiling layer {l}")
     if opts.interp == "poly":
-        table, tab_err = _poly_tables(layer, opts, knots32, edge_src, edge_dst)
+        table, tab_err = _poly_tables(layer, l, opts, knots32, edge_src, edge_dst)
         scale = offset = None
     else:
         tab_sym = opts.symbolic == "tabulate" and src.symbolic_enabled
@@ -177,21 +207,32 @@ def _note_symbolic(src, layer, l, opts, knots32, notes) -> None:
 
 
 def compile_model(source, options: ContractOptions | None = None, *, progress: bool = False,
-                  **load_kw) -> LUTModel:
-    """Compile ``source`` (SourceModel, live pykan model or checkpoint path) under ``options``."""
+                  max_bytes: int | None = None, **load_kw) -> LUTModel:
+    """Compile ``source`` (SourceModel, live pykan model or checkpoint path) under ``options``.
+
+    A checkpoint's ``cache_data`` is not read (compiling does not use it) unless ``cache_data=True`` is passed.
+    ``max_bytes`` overrides the resource budget (``lutkan.budget``) of reading and sampling.
+    Raises UnsupportedModelError for anything the compiled model cannot represent (naming layer and edge).
+    """
     opts = options or ContractOptions()
+    if not isinstance(source, SourceModel):
+        load_kw.setdefault("cache_data", False)
+        load_kw.setdefault("max_bytes", max_bytes)
     src = as_source(source, **load_kw)
     if opts.interp == "poly":  # L = coefficients per segment: the largest spline order + 1
         opts = replace(opts, L=max(int(layer.k) for layer in src.layers) + 1)
     notes: list[str] = []
     layers = []
     for l in tqdm(range(len(src.layers)), desc="compile", unit="layer", disable=not progress):
-        layers.append(_compile_layer(src, l, opts, notes))
+        layers.append(_compile_layer(src, l, opts, notes, max_bytes))
     prov = dict(src.provenance)
     prov.setdefault("compiled_by", _version())
-    return LUTModel(layers=tuple(layers), contract=opts, base_fun=src.base_fun,
-                    input_id=np.asarray(src.input_id, dtype=np.int64), n_inputs=int(src.n_inputs),
-                    provenance=prov, notes=tuple(notes))
+    try:
+        return LUTModel(layers=tuple(layers), contract=opts, base_fun=src.base_fun,
+                        input_id=np.asarray(src.input_id, dtype=np.int64), n_inputs=int(src.n_inputs),
+                        provenance=prov, notes=tuple(notes))
+    except ArtifactError as e:  # a value the contract cannot hold (e.g. a node scale beyond VALUE_MAX), no width
+        raise UnsupportedModelError(f"the compiled model would not be valid: {e}") from None
 
 
 def _version() -> str:

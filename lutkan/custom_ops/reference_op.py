@@ -17,6 +17,8 @@ import numpy as np
 from onnx.reference.op_run import OpRun
 
 from lutkan.custom_ops.schema import DOMAIN, symbolic_from_op, tables_from_op
+from lutkan.custom_ops.validate import check_edge_inputs, check_symbolic_inputs
+from lutkan.errors import OnnxModelError
 from lutkan.evaluators.numpy_eval import eval_layer, symbolic_sum
 
 
@@ -33,6 +35,8 @@ class LUTKanEdge(OpRun):
         arrays = {"Knots": Knots, "Bounds": Bounds, "SegScale": SegScale, "BaseWeight": BaseWeight,
                   "EdgeMask": EdgeMask, "Table": Table, "TableScale": TableScale, "TableOffset": TableOffset}
         attrs = {"L": L, "interp": _s(interp), "boundary": _s(boundary), "oob": _s(oob), "base_fun": _s(base_fun)}
+        check_edge_inputs("LUTKanEdge OpRun", {k: None if v is None else np.asarray(v) for k, v in arrays.items()},
+                          attrs)
         y = eval_layer(tables_from_op(arrays, attrs), np.ascontiguousarray(X, dtype=np.float32))
         return (np.ascontiguousarray(y, dtype=np.float32),)
 
@@ -48,6 +52,10 @@ class KanSymbolic(OpRun):
 
     def _run(self, X, Src, Dst, Affine, functions=None, n_outputs=None):
         funs = [_s(f) for f in (functions or [])]
+        arrays = {"Src": np.asarray(Src), "Dst": np.asarray(Dst), "Affine": np.asarray(Affine)}
+        check_symbolic_inputs("KanSymbolic OpRun", arrays, funs, int(n_outputs))
+        if np.any(arrays["Src"] >= X.shape[1]):
+            raise OnnxModelError(f"KanSymbolic OpRun: Src must be < the {X.shape[1]} columns of X")
         sym = symbolic_from_op({"Src": Src, "Dst": Dst, "Affine": Affine},
                                {"functions": funs, "n_outputs": int(n_outputs)})
         with np.errstate(all="ignore"):

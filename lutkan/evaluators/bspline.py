@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lutkan import budget
 from lutkan.errors import InputError, LutKanError, UnsupportedModelError
 from lutkan.evaluators.bspline_kernels import naive_layer_kernel, strong_layer_kernel
 from lutkan.evaluators.inputs import check_input
@@ -222,10 +223,17 @@ class BSplineModel:
     returns (N, n_outputs) in ``dtype``. See the module docstring for the four variants.
     """
 
-    def __init__(self, source: SourceModel, *, dtype=np.float32):
+    def __init__(self, source: SourceModel, *, dtype=np.float32, max_bytes: int | None = None):
+        """The per-layer coefficient copies are checked against the resource budget first (``lutkan.budget``),
+        a batch's temporaries on every call."""
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise LutKanError(f"dtype {dt} is not supported; use float32 or float64")
+        cells = [int(L.coef.shape[0]) * (int(L.grid.shape[1]) + int(L.k)) * int(L.coef.shape[1]) for L in source.layers]
+        budget.check(sum(cells) * (3 * dt.itemsize + 8), "the B-spline baseline's coefficient tables", limit=max_bytes)
+        self.max_bytes = max_bytes
+        self._row_bytes = max(int(L.grid.shape[0]) * (int(L.grid.shape[1]) + 4 * int(L.k) + 8) + int(L.coef.shape[1])
+                              for L in source.layers) * 8
         self.source = source
         self.dtype = dt
         self.n_inputs = int(source.n_inputs)
@@ -266,6 +274,8 @@ class BSplineModel:
         """(N, n_inputs) -> (N, n_outputs) in ``dtype``; ``upto`` stops after that many layers."""
         _check(backend, method)
         h = self._prepare(x)
+        budget.check(h.shape[0] * self._row_bytes, f"the B-spline baseline on a batch of {h.shape[0]} rows",
+                     limit=self.max_bytes)
         for layer in self.layers[:upto]:
             h = self._layer(layer, h, backend, method)
         return h

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from lutkan import budget
 from lutkan.artifact import LUTModel
 from lutkan.evaluators.inputs import check_input
 from lutkan.evaluators.lut_kernel import lut_layer_kernel
@@ -169,12 +170,17 @@ class NumbaEvaluator:
     batch of at least ``row_blocks.SPLIT_MIN_ROWS`` rows as that many concurrent row blocks (bitwise equal).
     """
 
-    def __init__(self, model: LUTModel, threads: int = 1):
+    def __init__(self, model: LUTModel, threads: int = 1, *, max_bytes: int | None = None):
+        """The stored tables, their dequantized copy in the packed buffer and its transient per-layer chunks are
+        checked against the resource budget first (``lutkan.budget``; ``max_bytes``)."""
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads={threads!r} must be an integer >= 1")
         self.threads = threads
         self.model = model
-        self.tables = model_tables(model)
+        self.max_bytes = max_bytes
+        self.tables = model_tables(model, max_bytes=max_bytes, extra_per_cell=4,
+                                   what="the Numba evaluator's tables (stored, packed and transient copies)")
+        self._width = max(layer.out_dim + layer.n_nodes for layer in model.layers)
         self._input_id = np.asarray(model.input_id, dtype=np.int64)
         self._identity_input = bool(np.array_equal(self._input_id, np.arange(model.n_inputs)))
         self._params, self._meta, self._ints, self._dparams, views = pack_network(self.tables,
@@ -184,11 +190,14 @@ class NumbaEvaluator:
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         """Outputs of the whole model (or of its first ``upto`` layers) for ``x`` (N, n_inputs)."""
+        h = check_input(x, self.model.n_inputs)
+        N = h.shape[0]
+        budget.check(N * (4 * (self._width + self.model.n_inputs) + 56), f"evaluating a batch of {N} rows (hidden "
+                     f"values of width up to {self._width})", limit=self.max_bytes)
         if upto is None or upto >= len(self.kernels):
-            h = check_input(x, self.model.n_inputs)
             if self.threads == 1:
                 return self._network(h)
-            out = np.empty((h.shape[0], self.model.n_outputs), dtype=np.float32)
+            out = np.empty((N, self.model.n_outputs), dtype=np.float32)
             run_in_blocks(self._network_into, h, out, self.threads)
             return out
         return self.forward_layers(x, upto)

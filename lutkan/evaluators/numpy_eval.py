@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lutkan import budget
 from lutkan.artifact import LUTModel
 from lutkan.contract import FLT_MAX, U_EXT
 from lutkan.evaluators.inputs import check_input
@@ -132,16 +133,45 @@ def eval_layer(p: LayerTables, x: np.ndarray, *, magnitude: bool = False):
         return y, (mag if p.nodes is None else p.nodes.magnitude(s.astype(np.float64), mag))
 
 
-class NumpyEvaluator:
-    """Evaluate a ``LUTModel`` with the reference semantics (``__call__(x) -> (N, outputs)``)."""
+WORK_BYTES = 256 << 20
+"""The batch is evaluated in row blocks whose temporaries (a few (rows, I, O) float32 arrays per layer) stay
+below this; rows are independent, so the blocks' results are the rows' results."""
 
-    def __init__(self, model: LUTModel):
+
+def _row_bytes(p: LayerTables) -> int:
+    """Temporaries of ``eval_layer`` per batch row: gathered rows and values (N, I, O), the segment count
+    (N, I, K) bools, the Bernstein basis (N, I, L) and per-(row, input) vectors."""
+    I, O, K, L = p.in_dim, p.out_dim, p.n_segments, p.L
+    return 24 * I * O + I * K + 4 * I * L + 64 * I
+
+
+class NumpyEvaluator:
+    """Evaluate a ``LUTModel`` with the reference semantics (``__call__(x) -> (N, outputs)``).
+
+    The dense tables are checked against the resource budget (``lutkan.budget``; ``max_bytes``) when the
+    evaluator is built, the batch's hidden values when it is called; large batches run in row blocks of at most
+    ``WORK_BYTES`` of temporaries.
+    """
+
+    def __init__(self, model: LUTModel, *, max_bytes: int | None = None):
         self.model = model
-        self.tables = model_tables(model)
+        self.max_bytes = max_bytes
+        self.tables = model_tables(model, max_bytes=max_bytes, what="the NumPy evaluator's tables")
+        self._row = max(_row_bytes(p) for p in self.tables)
+        self._width = max(model.width)
 
     def __call__(self, x: np.ndarray, *, upto: int | None = None) -> np.ndarray:
         m = self.model
-        h = check_input(x, m.n_inputs)[:, m.input_id]
+        h = check_input(x, m.n_inputs)
+        N = h.shape[0]
+        budget.check(N * 4 * (3 * self._width + m.n_inputs), f"evaluating a batch of {N} rows (hidden values of "
+                     f"width up to {self._width})", limit=self.max_bytes)
+        rows = max(1, WORK_BYTES // self._row)
+        if N <= rows:
+            return self._run(h[:, m.input_id], upto)
+        return np.concatenate([self._run(h[a:a + rows, m.input_id], upto) for a in range(0, N, rows)])
+
+    def _run(self, h: np.ndarray, upto: int | None) -> np.ndarray:
         for p in self.tables[:upto]:
             h = eval_layer(p, h)
         return h

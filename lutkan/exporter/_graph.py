@@ -174,7 +174,8 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
         h = "x_selected"
         infos.append(_value(h, ii.size))
     n_layers = len(model.layers)
-    for l, (layer, tables) in enumerate(zip(model.layers, model_tables(model), strict=True)):
+    tables_all = model_tables(model, max_bytes=0)  # sizes checked against the budget by exporter.export
+    for l, (layer, tables) in enumerate(zip(model.layers, tables_all, strict=True)):
         names, layer_inits = layer_inputs(tables, l, h)
         inits += layer_inits
         out = OUTPUT_NAME if l == n_layers - 1 else f"h{l + 1}"

@@ -4,12 +4,14 @@
 self-contained):
 
 1. Every LUTKanEdge node (top-level graph and control-flow subgraphs; wrapper functions that call
-   LUTKanEdge are inlined first) is validated against ``lutkan.custom_ops.schema``: attribute
-   names, types and legal values; table inputs present, initializers (not computed tensors, not
-   overridable graph inputs), of the right dtype and mutually consistent shapes
-   ``(I, K, L, O)``; and the values the kernel indexes with (knots, bounds, seg_scale) finite and
-   consistent, so that no file can make the kernel read out of bounds. Any defect raises
-   ``OnnxModelError`` naming the node and the problem.
+   LUTKanEdge are inlined first) is validated: attribute names, types and legal values; table inputs
+   present exactly as the table dtype needs, initializers (not computed tensors, not overridable graph
+   inputs, not defined twice), and every value against the schema and the attributes
+   (``lutkan.custom_ops.validate``); the model-local LUTKanEdge function, which plain onnxruntime runs,
+   must be the body lutkan builds for those nodes (``model_checks``), so the plugin never computes
+   numbers plain onnxruntime would not; the tables' declared size is checked against the resource
+   budget (``lutkan.budget``) before any is read. Any defect raises ``OnnxModelError`` naming the node
+   and the problem. KanSymbolic nodes are validated and replaced by their standard-op expansion.
 2. Each node is rewritten to ``Y = LUTKanEdge(X)`` with the single attribute ``kernel_key``;
    the tables it consumed (if nothing else uses them) and the model-local LUTKanEdge function
    are dropped from the copy.
@@ -18,6 +20,8 @@ self-contained):
 from __future__ import annotations
 
 import os
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +29,8 @@ import onnx
 import onnx.inliner
 from onnx import AttributeProto, numpy_helper
 
-from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, MAX_L, MIN_L, OOB_POLICIES, POLY_MAX_L
+from lutkan import budget
+from lutkan.contract import BASE_FUNS, BOUNDARIES, INTERPS, MAX_L, MIN_L, OOB_POLICIES
 from lutkan.custom_ops.function_body import inline_body
 from lutkan.custom_ops.schema import (
     ATTRIBUTES,
@@ -40,14 +45,21 @@ from lutkan.custom_ops.schema import (
     tables_from_op,
 )
 from lutkan.custom_ops.symbolic_body import build_symbolic_function
+from lutkan.custom_ops.validate import check_edge_inputs, check_symbolic_inputs
 from lutkan.errors import OnnxModelError
-from lutkan.symbolic import SYMBOLIC_CODES
+from lutkan.runtime_ext.model_checks import (
+    NODE_BYTES,
+    check_functions,
+    declared_bytes,
+    graph_names,
+    inlined_nodes,
+    subgraphs,
+)
 from lutkan.tables import LayerTables
 
 __all__ = ["PreparedNode", "read_model", "prepare", "is_lutkan_edge"]
 
 _LEGAL = {"interp": INTERPS, "boundary": BOUNDARIES, "oob": OOB_POLICIES, "base_fun": BASE_FUNS}
-_TABLE_DTYPES = (np.int8, np.uint8, np.float16, np.float32)
 _N_REQUIRED = len(INPUTS) - 2  # X + 6 required tables
 
 
@@ -132,10 +144,12 @@ def _node_attrs(where: str, node: onnx.NodeProto) -> dict:
     return attrs
 
 
-def _table_array(where: str, role: str, name: str, scope: dict, overridable: set) -> np.ndarray:
+def _table_array(where: str, role: str, name: str, scope: Mapping, overridable: Mapping) -> np.ndarray:
+    """The initializer ``name`` as an array; OnnxModelError if it is not a constant (``overridable`` maps the
+    names that are graph inputs or computed by nodes to the reason)."""
     if name in overridable:
-        raise OnnxModelError(f"{where}: input {role} ({name!r}) is also a graph input, so it could be fed at "
-                             f"run time; the plugin needs it to be a constant initializer")
+        raise OnnxModelError(f"{where}: input {role} ({name!r}) is also {overridable[name]}, not an initializer; "
+                             f"the plugin reads the tables once, so they must be constant initializers")
     t = scope.get(name)
     if t is None:
         raise OnnxModelError(f"{where}: input {role} ({name!r}) is not an initializer (it is computed in the "
@@ -148,61 +162,7 @@ def _table_array(where: str, role: str, name: str, scope: dict, overridable: set
                              f"data, pass the file path instead of bytes)") from None
 
 
-def _check_tensors(where: str, arrs: dict, L: int) -> tuple[int, int]:
-    """Dtypes/shapes (I, K, L, O) and the values the kernel indexes with; returns (I, O)."""
-    def need(role, dtype, shape):
-        a = arrs[role]
-        if a.dtype != np.dtype(dtype):
-            raise OnnxModelError(f"{where}: {role} must be {np.dtype(dtype).name}, got {a.dtype}")
-        if tuple(a.shape) != tuple(shape):
-            raise OnnxModelError(f"{where}: {role} has shape {tuple(a.shape)}, expected {tuple(shape)} "
-                                 f"(I={I} inputs, K={K} segments, L={L} samples, O={O} outputs)")
-
-    kn, bw, tb = arrs["Knots"], arrs["BaseWeight"], arrs["Table"]
-    if kn.ndim != 2 or kn.shape[0] < 1 or kn.shape[1] < 2:
-        raise OnnxModelError(f"{where}: Knots must be a float32 (I, K+1) array with I >= 1, K >= 1, got shape "
-                             f"{tuple(kn.shape)}")
-    if bw.ndim != 2 or bw.shape[1] < 1:
-        raise OnnxModelError(f"{where}: BaseWeight must be a float32 (I, O) array with O >= 1, got shape "
-                             f"{tuple(bw.shape)}")
-    I, K, O = int(kn.shape[0]), int(kn.shape[1]) - 1, int(bw.shape[1])
-    need("Knots", np.float32, (I, K + 1))
-    need("Bounds", np.float32, (3, I))
-    need("SegScale", np.float32, (I, K))
-    need("BaseWeight", np.float32, (I, O))
-    need("EdgeMask", np.float32, (I, O))
-    if tb.dtype not in [np.dtype(d) for d in _TABLE_DTYPES]:
-        raise OnnxModelError(f"{where}: Table must be int8, uint8, float16 or float32, got {tb.dtype}")
-    need("Table", tb.dtype, (I, K, L, O))
-    for role in ("TableScale", "TableOffset"):
-        if arrs.get(role) is not None:
-            need(role, np.float32, (I, K, O))
-    # Values the kernel computes indices from: non-finite ones could index out of bounds.
-    if not np.all(np.isfinite(kn)):
-        i = int(np.nonzero(~np.all(np.isfinite(kn), axis=1))[0][0])
-        raise OnnxModelError(f"{where}: Knots row {i} contains NaN/inf")
-    if np.any(np.diff(kn, axis=1) < 0):
-        i = int(np.nonzero(np.any(np.diff(kn, axis=1) < 0, axis=1))[0][0])
-        raise OnnxModelError(f"{where}: Knots row {i} is not nondecreasing")
-    with np.errstate(over="ignore"):
-        span = kn[:, -1] - kn[:, 0]
-    if not np.all(np.isfinite(span)):
-        i = int(np.nonzero(~np.isfinite(span))[0][0])
-        raise OnnxModelError(f"{where}: Knots row {i} spans more than float32 can represent")
-    b = arrs["Bounds"]
-    if not np.all(np.isfinite(b)):
-        raise OnnxModelError(f"{where}: Bounds contains NaN/inf")
-    if not (np.array_equal(b[0], kn[:, 0]) and np.array_equal(b[1], kn[:, -1])):
-        raise OnnxModelError(f"{where}: Bounds rows 0/1 must equal the first/last knot of each input")
-    if np.any(b[2] < b[0]) or np.any(b[2] > b[1]):
-        raise OnnxModelError(f"{where}: Bounds row 2 (hi_idx) must lie within [lo, hi] for every input")
-    ss = arrs["SegScale"]
-    if not np.all(np.isfinite(ss)) or np.any(ss < 0):
-        raise OnnxModelError(f"{where}: SegScale must be finite and >= 0")
-    return I, O
-
-
-def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: set) -> tuple[LayerTables, dict, int, int]:
+def _prepare_node(node: onnx.NodeProto, where: str, scope: Mapping, overridable: Mapping) -> tuple[LayerTables, dict, int, int]:
     if len(node.output) != 1 or not node.output[0]:
         raise OnnxModelError(f"{where}: LUTKanEdge has exactly one output Y, got {list(node.output)}")
     n_in = len(node.input)
@@ -212,29 +172,20 @@ def _prepare_node(node: onnx.NodeProto, where: str, scope: dict, overridable: se
     for role, name in zip(INPUTS[:_N_REQUIRED], node.input, strict=False):  # the optional ones are checked below
         if not name:
             raise OnnxModelError(f"{where}: required input {role} is empty")
+    if node.overload:
+        raise OnnxModelError(f"{where}: the node selects function overload {node.overload!r}; lutkan's op has none")
     attrs = _node_attrs(where, node)
     arrs: dict = {}
     for role, name in zip(INPUTS[1:], list(node.input[1:]) + [""] * (len(INPUTS) - n_in), strict=True):
         arrs[role] = _table_array(where, role, name, scope, overridable) if name else None
-    I, O = _check_tensors(where, arrs, attrs["L"])
-    if attrs["interp"] == "poly" and (arrs["Table"].dtype.kind != "f" or attrs["L"] > POLY_MAX_L):
-        raise OnnxModelError(f"{where}: interp='poly' needs a float16/float32 Table with L <= {POLY_MAX_L} "
-                             f"coefficients, got {arrs['Table'].dtype} L={attrs['L']}")
+    I, O = check_edge_inputs(where, arrs, attrs)
     return tables_from_op(arrs, attrs), attrs, I, O
-
-
-def _subgraphs(node: onnx.NodeProto):
-    for a in node.attribute:
-        if a.type == AttributeProto.GRAPH:
-            yield a.g
-        elif a.type == AttributeProto.GRAPHS:
-            yield from a.graphs
 
 
 def _used_names(graph: onnx.GraphProto, used: set) -> None:
     for n in graph.node:
         used.update(n.input)
-        for g in _subgraphs(n):
+        for g in subgraphs(n):
             _used_names(g, used)
     used.update(o.name for o in graph.output)
 
@@ -242,12 +193,12 @@ def _used_names(graph: onnx.GraphProto, used: set) -> None:
 def _contains_edge(nodes) -> bool:
     """Whether ``nodes`` (or their subgraphs) hold any lutkan-domain node."""
     for n in nodes:
-        if n.domain == DOMAIN or any(_contains_edge(g.node) for g in _subgraphs(n)):
+        if n.domain == DOMAIN or any(_contains_edge(g.node) for g in subgraphs(n)):
             return True
     return False
 
 
-def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: dict, overridable: set) -> list[onnx.NodeProto]:
+def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: Mapping, overridable: Mapping) -> list[onnx.NodeProto]:
     """A validated ``KanSymbolic`` node replaced by its standard-op body (the plugin has no kernel for it:
     onnxruntime runs the expansion natively, exactly as in the function form)."""
     if len(node.input) != len(SYMBOLIC_INPUTS) or len(node.output) != 1 or not all(node.input):
@@ -264,19 +215,7 @@ def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: dict, overridab
     O = int(attrs["n_outputs"].i)
     arrs = {role: _table_array(where, role, name, scope, overridable)
             for role, name in zip(SYMBOLIC_INPUTS[1:], node.input[1:], strict=True)}
-    S = len(funs)
-    for role, dtype, shape in (("Src", np.int64, (S,)), ("Dst", np.int64, (S,)), ("Affine", np.float64, (S, 4))):
-        a = arrs[role]
-        if a.dtype != np.dtype(dtype) or tuple(a.shape) != shape:
-            raise OnnxModelError(f"{where}: {role} must be {np.dtype(dtype).name} {shape} ({S} functions), got "
-                                 f"{a.dtype} {tuple(a.shape)}")
-    unknown = sorted({f for f in funs if f not in SYMBOLIC_CODES})
-    if unknown or O < 1 or S < 1:
-        raise OnnxModelError(f"{where}: unknown symbolic function(s) {unknown}, or n_outputs={O} / {S} edges < 1")
-    if np.any(arrs["Src"] < 0) or np.any(arrs["Dst"] < 0) or np.any(arrs["Dst"] >= O):
-        raise OnnxModelError(f"{where}: Src must be >= 0 and Dst in [0, {O})")
-    if not np.all(np.isfinite(arrs["Affine"])):
-        raise OnnxModelError(f"{where}: Affine contains NaN or inf")
+    check_symbolic_inputs(where, arrs, funs, O)
     sym = symbolic_from_op(arrs, {"functions": funs, "n_outputs": O})
     body = build_symbolic_function(sym)
     prefix = (node.name or node.output[0]) + "/"
@@ -284,15 +223,26 @@ def _symbolic_expansion(node: onnx.NodeProto, where: str, scope: dict, overridab
                        prefix)
 
 
-def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[PreparedNode]]:
+PLUGIN_BYTES_PER_CELL = 2
+"""Besides ``dense_table_bytes``: the Table's copy in the proto and in NumPy (1-byte tables; x itemsize)."""
+
+
+def prepare(model: onnx.ModelProto, key_for, *, max_bytes: int | None = None) -> tuple[onnx.ModelProto,
+                                                                                        list[PreparedNode]]:
     """Validate and rewrite ``model`` in place (pass a private copy); ``key_for(out_dim)`` makes keys.
 
-    Returns the rewritten model and its LUTKanEdge nodes in graph order.
+    Returns the rewritten model and its LUTKanEdge nodes in graph order. Raises OnnxModelError for any input,
+    name, function body or size (``lutkan.budget``, ``max_bytes``) that would let the plugin compute something
+    plain onnxruntime would not, or exhaust memory.
     """
     others = [f for f in model.functions if not (f.domain == DOMAIN and f.name == OP_TYPE)]
     if any(_contains_edge(f.node) for f in others):
         # A wrapper function calls LUTKanEdge with formal parameters: inline the wrappers so the
         # nodes see the initializers; the LUTKanEdge function itself is kept (and dropped below).
+        cap = budget.max_bytes(max_bytes)
+        n = inlined_nodes(model, (cap or 1 << 62) // NODE_BYTES + 1)
+        budget.check(n * NODE_BYTES, f"inlining the model-local functions ({n} nodes or more)", limit=max_bytes,
+                     error=OnnxModelError)
         try:
             model = onnx.inliner.inline_selected_functions(model, [(DOMAIN, OP_TYPE)], exclude=True)
         except Exception as e:  # noqa: BLE001
@@ -304,16 +254,20 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
         raise OnnxModelError(f"the model uses lutkan ops but imports domain {DOMAIN!r} at version {version}; "
                              f"this lutkan supports versions {', '.join(map(str, READABLE_OP_VERSIONS))}")
 
+    budget.check(declared_bytes(model.graph, PLUGIN_BYTES_PER_CELL), "the plugin's tables (dense I*K*L*O per "
+                 "LUTKanEdge node, declared by the Table initializers)", limit=max_bytes, error=OnnxModelError)
+    computed = dict.fromkeys(graph_names(model.graph), "computed by a node of the graph (or a subgraph input)")
     prepared: list[PreparedNode] = []
     consumed: list[tuple[onnx.GraphProto, str]] = []
-    top_inputs = {i.name for i in model.graph.input}
+    top_inputs = {i.name: "a graph input, so it could be fed at run time" for i in model.graph.input}
 
-    def walk(graph: onnx.GraphProto, outer: dict, outer_owner: dict) -> None:
-        scope = dict(outer)
-        scope.update({t.name: t for t in graph.initializer})
-        owner = dict(outer_owner)
-        owner.update({t.name: graph for t in graph.initializer})
-        overridable = top_inputs if graph is model.graph else {i.name for i in graph.input}
+    def walk(graph: onnx.GraphProto, outer: ChainMap, outer_owner: ChainMap) -> None:
+        # inner scopes chain to the outer ones (no copies: linear in the model for any number of subgraphs)
+        scope = outer.new_child({t.name: t for t in graph.initializer})
+        owner = outer_owner.new_child({t.name: graph for t in graph.initializer})
+        overridable = ChainMap(top_inputs if graph is model.graph else
+                               {i.name: "a subgraph input, so it could vary at run time" for i in graph.input},
+                               computed)
         expanded = []
         for node in graph.node:
             if node.domain == DOMAIN and node.op_type == SYMBOLIC_OP:
@@ -339,12 +293,13 @@ def prepare(model: onnx.ModelProto, key_for) -> tuple[onnx.ModelProto, list[Prep
                 node.attribute.append(onnx.helper.make_attribute("kernel_key", key))
                 prepared.append(PreparedNode(where=where, tables=tensors, attrs=attrs, in_dim=I, out_dim=O,
                                              node=node))
-            for g in _subgraphs(node):
+            for g in subgraphs(node):
                 walk(g, scope, owner)
         del graph.node[:]
         graph.node.extend(expanded)
 
-    walk(model.graph, {}, {})
+    walk(model.graph, ChainMap(), ChainMap())
+    check_functions(model, prepared)
 
     # Drop the LUTKanEdge function (the plugin replaces it) and the tables nothing else reads.
     keep = [f for f in model.functions if not (f.domain == DOMAIN and f.name == OP_TYPE)]

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from lutkan import budget
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE
 from lutkan.errors import InputError, LutKanError, OnnxModelError
 from lutkan.evaluators.inputs import check_input
@@ -17,6 +18,7 @@ from lutkan.evaluators.inputs import check_input
 # Defines the PyOp and installs the fast hook: must precede every register_custom_ops_library call.
 from lutkan.runtime_ext import pyop
 from lutkan.runtime_ext.graph import prepare, read_model
+from lutkan.runtime_ext.model_checks import NODE_BYTES, declared_bytes, inlined_nodes
 
 __all__ = ["make_session", "run", "register", "session_options", "SESSION_OPTION_NAMES", "PluginKernelError"]
 
@@ -76,7 +78,8 @@ def session_options(so: ort.SessionOptions | None = None, **options) -> ort.Sess
 
 
 def make_session(model, plugin: bool = True, *, providers=None, sess_options: ort.SessionOptions | None = None,
-                 config: dict | None = None, kernel_threads: int = 1, **options) -> ort.InferenceSession:
+                 config: dict | None = None, kernel_threads: int = 1, max_bytes: int | None = None,
+                 **options) -> ort.InferenceSession:
     """Create an ``onnxruntime.InferenceSession`` for a lutkan ONNX model.
 
     Args:
@@ -91,6 +94,9 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
         kernel_threads: plugin only; > 1 splits batches of >= 256 rows into that many row blocks
             evaluated concurrently (the Numba kernel releases the GIL). Default 1: the kernel runs on
             the thread that called ``run``, like the rest of an ``intra_op_num_threads=1`` session.
+        max_bytes: the resource budget (``lutkan.budget``) the lutkan nodes' tables are checked against,
+            from their declared dims, before the session is created (plain sessions: onnxruntime's folded
+            copies of the function body's tables; plugin: the kernels' dense tables).
         **options: SessionOptions attributes, e.g. ``intra_op_num_threads=1``,
             ``graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL``.
 
@@ -113,6 +119,10 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
             payload = os.fspath(payload)
         if isinstance(payload, (bytearray, memoryview)):
             payload = bytes(payload)
+        try:
+            _check_plain_size(model if isinstance(model, onnx.ModelProto) else payload, max_bytes)
+        except OnnxModelError as e:
+            raise _named(e, model) from None
         sess = _create(payload, so, providers, plugin=False)
         _INFO[sess] = {"keys": (), "nodes": 0}
         return sess
@@ -125,7 +135,10 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
                         "plugin-rewritten one, which has no tables; save the optimized model with plugin=False")
 
     m = read_model(model)
-    m, nodes = prepare(m, pyop.new_key)
+    try:
+        m, nodes = prepare(m, pyop.new_key, max_bytes=max_bytes)
+    except OnnxModelError as e:
+        raise _named(e, model) from None
     keys = []
     try:
         for p in nodes:
@@ -141,6 +154,38 @@ def make_session(model, plugin: bool = True, *, providers=None, sess_options: or
     weakref.finalize(sess, pyop.release_kernels, tuple(keys))
     _INFO[sess] = {"keys": tuple(keys), "nodes": len(nodes)}
     return sess
+
+
+def _named(e: OnnxModelError, model) -> OnnxModelError:
+    """``e`` with the file's path in front when the model was given as a path."""
+    if isinstance(model, (str, os.PathLike)) and not str(e).startswith(os.fspath(model)):
+        return OnnxModelError(f"{os.fspath(model)}: {e}")
+    return e
+
+
+PLAIN_BYTES_PER_CELL = 28
+"""Besides ``dense_table_bytes``: what onnxruntime folds per table cell of a function/standard-form LUTKanEdge
+(the float32 table, its scaled copy, the value rows, the slopes and their [value, slope] pairs)."""
+
+
+def _check_plain_size(model, max_bytes: int | None) -> None:
+    """Budget check of a plain session from the lutkan nodes' declared Table dims (the model is parsed without its
+    external data); a model onnx cannot parse is left to onnxruntime's own error."""
+    try:
+        if isinstance(model, onnx.ModelProto):
+            proto = model
+        elif isinstance(model, bytes):
+            proto = onnx.load_from_string(model)
+        else:
+            proto = onnx.load(model, load_external_data=False)
+    except Exception:  # noqa: BLE001 - not parseable: onnxruntime reports it
+        return
+    budget.check(declared_bytes(proto.graph, PLAIN_BYTES_PER_CELL), "onnxruntime's folded LUTKanEdge tables "
+                 "(declared by the Table initializers)", limit=max_bytes, error=OnnxModelError)
+    cap = budget.max_bytes(max_bytes)
+    n = inlined_nodes(proto, (cap or 1 << 62) // NODE_BYTES + 1)
+    budget.check(n * NODE_BYTES, f"onnxruntime's inlining of the model-local functions ({n} nodes or more)",
+                 limit=max_bytes, error=OnnxModelError)
 
 
 def _build_kernel(p):

@@ -46,7 +46,8 @@ from lutkan.source import SourceModel
 __all__ = ["load_source", "build_pykan_model", "pykan_forward", "read_checkpoint_config"]
 
 
-def load_source(source, *, checkpoint_id: str | None = None) -> SourceModel:
+def load_source(source, *, checkpoint_id: str | None = None, cache_data: bool = True,
+                max_bytes: int | None = None) -> SourceModel:
     """Read a trained pykan model into a torch-free float64 :class:`SourceModel`.
 
     Args:
@@ -57,6 +58,11 @@ def load_source(source, *, checkpoint_id: str | None = None) -> SourceModel:
             folder the latest id in numeric version order is used (``0.10 > 0.9``, ``1.6 > 0.6``) and a
             ``UserWarning`` names it, unless ``checkpoint_id`` selects one.
         checkpoint_id: the checkpoint id (e.g. ``"0.3"``) to read from the folder ``source``.
+        cache_data: read a checkpoint's ``ID_cache_data`` (default); False leaves it unread (only its SHA-256 is
+            recorded) and ``cache_data`` None: ``compile_model`` does not need it. A live model keeps its own.
+        max_bytes: the resource budget (``lutkan.budget``; default ``LUTKAN_MAX_BYTES`` or 4 GiB) that file sizes,
+            zip records and the float64 copies of the tensors (stride-0 ``expand`` ones included) are checked
+            against before anything is read or copied.
 
     Returns:
         The model as float64 arrays: per-layer grid, coef, k, scales, masks, symbolic masks, affines and
@@ -71,8 +77,9 @@ def load_source(source, *, checkpoint_id: str | None = None) -> SourceModel:
 
     Raises:
         CheckpointError: a missing state/config file (named), an unreadable or refused file (pickles
-            with non-tensor objects, YAML with python tags other than numpy scalars and pykan's
-            base_fun objects), or a config that does not match the state (naming file, tensor, layer).
+            with non-tensor objects, legacy non-zip torch files, YAML with python tags other than numpy scalars
+            and pykan's base_fun objects), a config that does not match the state (naming file, tensor, layer),
+            or a file/tensor beyond the resource budget.
         UnsupportedModelError: not a pykan model; unknown base_fun or symbolic function (naming the
             layer and edge); multiplication arity < 2.
 
@@ -94,4 +101,4 @@ def load_source(source, *, checkpoint_id: str | None = None) -> SourceModel:
     prefix, msg = resolve_source(source, checkpoint_id)
     if msg:
         warnings.warn(msg, stacklevel=2)
-    return checkpoint_source(read_checkpoint(prefix))
+    return checkpoint_source(read_checkpoint(prefix, cache_data=cache_data, max_bytes=max_bytes))

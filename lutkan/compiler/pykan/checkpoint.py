@@ -22,18 +22,28 @@ from typing import Any
 
 import numpy as np
 
+from lutkan import budget
 from lutkan.compiler.pykan.safe_yaml import parse_config
 from lutkan.compiler.pykan.spec import (
     BASE_FUNS,
     ModelSpec,
     assemble_layer,
+    check_mult_width,
     fmt_width,
     mult_groups,
     parse_width,
     per_layer,
     width_in,
 )
-from lutkan.compiler.pykan.tensors import dtype_name, pykan_version, to_f64, torch_module, widest_float
+from lutkan.compiler.pykan.tensors import (
+    check_tensor_bytes,
+    check_torch_file,
+    dtype_name,
+    pykan_version,
+    to_f64,
+    torch_module,
+    widest_float,
+)
 from lutkan.errors import CheckpointError, UnsupportedModelError
 from lutkan.source import SourceLayer, SourceModel
 
@@ -177,8 +187,9 @@ def _state_keys(depth: int) -> list[str]:
     return keys
 
 
-def _read_files(prefix: Path) -> tuple[dict[str, Path], dict[str, bytes]]:
-    """The three paths by suffix, and the bytes of those present (state and config must be)."""
+def _read_files(prefix: Path, cache_data: bool, max_bytes) -> tuple[dict[str, Path], dict[str, bytes], str | None]:
+    """The three paths by suffix, the bytes of those present and needed (state and config must be; cache_data
+    only if ``cache_data``), and the cache file's SHA-256 (streamed when it is not read), or None."""
     paths = {s: checkpoint_file(prefix, s) for s in (STATE, CONFIG, CACHE)}
     for s, what in ((CONFIG, "config"), (STATE, "state")):
         if not paths[s].is_file():
@@ -187,18 +198,33 @@ def _read_files(prefix: Path) -> tuple[dict[str, Path], dict[str, bytes]]:
                 f"{prefix}: the checkpoint's {what} file {paths[s].name} is missing (found: "
                 f"{', '.join(present) or 'nothing'}); pykan's saveckpt writes {prefix.name}{STATE}, "
                 f"{prefix.name}{CONFIG} and {prefix.name}{CACHE} together: copy all three")
-    blobs = {}
+    blobs, cache_sha = {}, None
     for s, p in paths.items():
         if s == CACHE and not p.is_file():
             continue
         try:
+            if s == CACHE and not cache_data:
+                cache_sha = _file_sha256(p)
+                continue
+            budget.check(p.stat().st_size, "reading the file", limit=max_bytes, error=CheckpointError, where=str(p))
             blobs[s] = p.read_bytes()
         except OSError as e:
             raise CheckpointError(f"{p}: cannot read: {e.strerror or e}") from None
-    return paths, blobs
+    if CACHE in blobs:
+        cache_sha = _sha256(blobs[CACHE])
+    return paths, blobs, cache_sha
 
 
-def _load_state(data: bytes, path: Path) -> dict:
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_state(data: bytes, path: Path, max_bytes) -> dict:
+    check_torch_file(data, path, "state", max_bytes)
     state = _torch_load(data, path, "state")
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise CheckpointError(f"{path}: not a pykan state_dict (expected a dict of named tensors, "
@@ -206,11 +232,13 @@ def _load_state(data: bytes, path: Path) -> dict:
     bad = [k for k, v in state.items() if not isinstance(v, torch_module().Tensor)]
     if bad:
         raise CheckpointError(f"{path}: entries {bad[:5]} are not tensors; not a pykan state_dict")
+    check_tensor_bytes(state, path, max_bytes)
     return state
 
 
-def _load_cache(data: bytes, path: Path):
+def _load_cache(data: bytes, path: Path, max_bytes):
     """The cache_data tensor, or None (with a warning) when it is not a 2-D real tensor."""
+    check_torch_file(data, path, "cache_data", max_bytes)
     cache = _torch_load(data, path, "cache_data")
     if cache is not None and not (isinstance(cache, torch_module().Tensor) and cache.ndim == 2
                                   and not cache.is_complex()):
@@ -218,15 +246,21 @@ def _load_cache(data: bytes, path: Path):
                       f"({type(cache).__name__} {tuple(getattr(cache, 'shape', ()))}); ignored",
                       stacklevel=4)  # here -> read_checkpoint -> load_source/build_pykan_model -> user
         cache = None
+    if cache is not None:
+        check_tensor_bytes({"cache_data": cache}, path, max_bytes)
     return cache
 
 
-def _config_spec(cfg: dict, path: Path) -> tuple[ModelSpec, list[int] | None, list[int] | None]:
-    """The structure the config states, and its per-layer k and grid (None when absent)."""
+def _config_width(cfg: dict, path: Path) -> list[list[int]]:
     if "width" not in cfg:
         raise CheckpointError(f"{path}: no 'width' key; not a pykan saveckpt config "
                               f"(keys: {sorted(map(str, cfg))[:10]})")
-    width = parse_width(cfg["width"], CheckpointError, str(path))
+    return parse_width(cfg["width"], CheckpointError, str(path))
+
+
+def _config_spec(cfg: dict, path: Path, width) -> tuple[ModelSpec, list[int] | None, list[int] | None]:
+    """The structure the config states (``width`` already checked against the state), and its per-layer k and
+    grid (None when absent)."""
     depth = len(width) - 1
     groups = mult_groups(width, cfg.get("mult_arity", 2), CheckpointError, str(path))
     ks = per_layer(cfg.get("k"), depth, "k", CheckpointError, str(path))
@@ -285,7 +319,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _provenance(prefix: Path, blobs: dict[str, bytes], state: dict, cfg: dict, width) -> dict:
+def _provenance(prefix: Path, blobs: dict[str, bytes], cache_sha: str | None, state: dict, cfg: dict, width) -> dict:
     """The JSON-able provenance: file hashes, dtypes, the device the config names, the width."""
     dtypes = sorted({dtype_name(v.dtype) for v in state.values()})
     prov = {
@@ -294,7 +328,7 @@ def _provenance(prefix: Path, blobs: dict[str, bytes], state: dict, cfg: dict, w
         "checkpoint_id": prefix.name,
         "state_sha256": _sha256(blobs[STATE]),
         "config_sha256": _sha256(blobs[CONFIG]),
-        "cache_data_sha256": _sha256(blobs[CACHE]) if CACHE in blobs else None,
+        "cache_data_sha256": cache_sha,
         "state_dtype": widest_float(v.dtype for v in state.values()),
         "device": None if cfg.get("device") is None else str(cfg.get("device")),
         "width": [list(w) for w in width],
@@ -304,8 +338,10 @@ def _provenance(prefix: Path, blobs: dict[str, bytes], state: dict, cfg: dict, w
     return prov
 
 
-def read_checkpoint(prefix: Path) -> Checkpoint:
-    """Read and check the checkpoint at ``prefix`` (from :func:`resolve_source`).
+def read_checkpoint(prefix: Path, *, cache_data: bool = True, max_bytes: int | None = None) -> Checkpoint:
+    """Read and check the checkpoint at ``prefix`` (from :func:`resolve_source`); ``cache_data=False`` leaves the
+    cache file unread (only hashed); every file and tensor is checked against the resource budget
+    (``lutkan.budget``, ``max_bytes``) before it is read or copied.
 
     Raises:
         CheckpointError: a missing or unreadable file, a refused pickle or YAML tag, or a config that
@@ -313,16 +349,19 @@ def read_checkpoint(prefix: Path) -> Checkpoint:
         UnsupportedModelError: an unknown base_fun or symbolic function, or a multiplication arity < 2.
     """
     torch_module()  # without torch, fail before touching any file
-    paths, blobs = _read_files(prefix)
+    paths, blobs, cache_sha = _read_files(prefix, cache_data, max_bytes)
     cfg_path, state_path, cache_path = paths[CONFIG], paths[STATE], paths[CACHE]
     cfg = parse_config(blobs[CONFIG], cfg_path)
-    state = _load_state(blobs[STATE], state_path)
-    cache = _load_cache(blobs[CACHE], cache_path) if CACHE in blobs else None
-    spec, ks, gs = _config_spec(cfg, cfg_path)
-    _check_state_keys(state, spec.width, state_path, cfg_path)
+    state = _load_state(blobs[STATE], state_path, max_bytes)
+    cache = _load_cache(blobs[CACHE], cache_path, max_bytes) if CACHE in blobs else None
+    width = _config_width(cfg, cfg_path)
+    _check_state_keys(state, width, state_path, cfg_path)
+    check_mult_width(width, {k: tuple(v.shape) for k, v in state.items() if k.startswith("node_bias_")},
+                     CheckpointError, str(cfg_path), state_path.name)
+    spec, ks, gs = _config_spec(cfg, cfg_path, width)
     layers, kl, gl = _read_layers(state, cfg, spec, ks, gs, state_path, cfg_path)
     return Checkpoint(prefix=prefix, config=cfg, state=state, cache=cache, spec=spec, layers=layers,
-                      ks=kl, grids=gl, provenance=_provenance(prefix, blobs, state, cfg, spec.width))
+                      ks=kl, grids=gl, provenance=_provenance(prefix, blobs, cache_sha, state, cfg, spec.width))
 
 
 # ----------------------------------------------------------------------------- to a SourceModel

@@ -116,6 +116,17 @@ for _tag, _name in _BASE_FUN_TAGS.items():
 _CheckpointYamlLoader.add_multi_constructor(_YAML_PY, _yaml_refuse)
 
 
+def _unparsable(data: bytes) -> str:
+    """``key 'width' (line 12) holds a 5000-digit number that`` for the first over-long number, else generic."""
+    m = re.search(rb"\d{4000,}", data)
+    if m is None:
+        return "the config holds a value"
+    keys = list(re.finditer(rb"^([^\s:#][^:\n]*):", data[: m.start()], re.M))
+    key = keys[-1].group(1).decode("utf-8", "replace") if keys else "?"
+    line = data.count(b"\n", 0, m.start()) + 1
+    return f"key {key!r} (line {line}) holds a {m.end() - m.start()}-digit number that"
+
+
 def parse_config(data: bytes, path: Path) -> dict:
     """Parse config bytes read from ``path`` with the restricted loader.
 
@@ -139,6 +150,8 @@ def parse_config(data: bytes, path: Path) -> dict:
         raise CheckpointError(f"{path}: not valid YAML: {e}") from None
     except RecursionError:
         raise CheckpointError(f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as e:  # e.g. an integer of more digits than Python converts
+        raise CheckpointError(f"{path}: {_unparsable(data)} Python refuses to parse ({e})") from None
     finally:
         loader.dispose()
     if not isinstance(cfg, dict):

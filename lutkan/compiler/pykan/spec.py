@@ -52,6 +52,18 @@ def parse_width(width, err, where: str) -> list[list[int]]:
     return out
 
 
+def check_mult_width(width: list[list[int]], node_bias_shapes: dict, err, where: str, state_name: str) -> None:
+    """Each multiplication entry ``n_mult`` of ``width`` against the shape of its ``node_bias_{l-1}`` tensor (at
+    least n_mult nodes), before ``mult_groups`` builds anything from it: a config can declare 10**8
+    multiplication nodes in a few bytes. (The full shape checks follow in ``assemble_layer``.)"""
+    for l in range(1, len(width)):
+        shape = node_bias_shapes.get(f"node_bias_{l - 1}")
+        n_nodes = shape[0] if shape is not None and len(shape) == 1 else 0
+        if width[l][1] > n_nodes:
+            raise err(f"{where}: width[{l}] = {width[l]} declares {width[l][1]} multiplication nodes but {state_name}: "
+                      f"node_bias_{l - 1} has shape {shape}; the config and the state do not belong to the same model")
+
+
 def mult_groups(width: list[list[int]], mult_arity, err, where: str) -> list[tuple[int, ...]]:
     """Per layer l (0-based), the arities of the multiplication nodes of width[l+1] (pykan forward)."""
     groups = []
