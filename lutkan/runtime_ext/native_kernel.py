@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -36,7 +37,8 @@ HEADER = 32
 """int64 slots before the arrays (fields ``H_*``)."""
 (H_MAGIC, H_GET_INPUT, H_GET_OUTPUT, H_GET_TTS, H_GET_ELEM, H_GET_NDIM, H_GET_DIMS, H_REL_TTS, H_GET_DATA,
  H_CREATE_STATUS, H_PARALLEL_FOR, H_WORKER, H_I, H_K, H_L, H_O, H_INTERP, H_CLOSED, H_OOB, H_BASE, H_KNOTS,
- H_BOUNDS, H_SEG_SCALE, H_DENSE, H_BASE_W, H_EDGE_MASK, H_MSG, H_MSG_LEN, H_SPLIT_ROWS, H_MAX_BLOCKS) = range(30)
+ H_BOUNDS, H_SEG_SCALE, H_DENSE, H_BASE_W, H_EDGE_MASK, H_MSG, H_MSG_LEN, H_SPLIT_ROWS, H_MAX_BLOCKS, H_THREADS,
+ H_PROBES) = range(32)
 MAGIC = 0x31306E616B74756C  # b"lutkan01"
 _API_SLOTS = {H_GET_INPUT: "KernelContext_GetInput", H_GET_OUTPUT: "KernelContext_GetOutput",
               H_GET_TTS: "GetTensorTypeAndShape", H_GET_ELEM: "GetTensorElementType",
@@ -44,8 +46,11 @@ _API_SLOTS = {H_GET_INPUT: "KernelContext_GetInput", H_GET_OUTPUT: "KernelContex
               H_REL_TTS: "ReleaseTensorTypeAndShapeInfo", H_GET_DATA: "GetTensorMutableData",
               H_CREATE_STATUS: "CreateStatus", H_PARALLEL_FOR: "KernelContext_ParallelFor"}
 SPLIT_ROWS = 512
-"""Smallest row block handed to one pool thread (a batch splits into at most ``MAX_BLOCKS`` blocks)."""
-MAX_BLOCKS = 8
+"""Smallest row block handed to one pool thread."""
+PROBES = 3
+"""Large calls per kernel that measure how many pool threads run its blocks (see ``_compute``)."""
+_STACK_GAP = 1 << 18  # two stack addresses further apart than this belong to different threads
+_JOB = 5  # job record: block, x, y, N, blocks; then the stack address each block ran at
 _ORT_INVALID_ARGUMENT = 2
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +92,14 @@ def _call5(typingctx, fn, a, b, c, d, e):
 @intrinsic
 def _callv1(typingctx, fn, a):
     return (types.void(fn, a), _codegen(1, True)) if _ints(fn, a) else None
+
+
+@intrinsic
+def _stack_address(typingctx):
+    """An address in the current stack frame (which thread's stack a block runs on)."""
+    def codegen(context, builder, signature, args):
+        return builder.ptrtoint(cgutils.alloca_once(builder, ir.IntType(8)), _I64)
+    return types.int64(), codegen
 
 
 @intrinsic
@@ -212,23 +225,37 @@ def _compute(block, context):
     if s != 0 or N == 0:
         return s
     y_addr = out[0]
-    blocks = min(N // h[H_SPLIT_ROWS], h[H_MAX_BLOCKS])
-    if blocks >= 2 and h[H_PARALLEL_FOR] != 0:
-        job = np.empty(4, np.int64)
-        job[0], job[1], job[2], job[3] = block, x_addr, y_addr, N
-        s = _call5(h[H_PARALLEL_FOR], context, h[H_WORKER], blocks, blocks, job.ctypes.data)
-        job[0] = 0  # keeps job alive until every block has run
-        return s
+    want = N // h[H_SPLIT_ROWS]
+    if want >= 2 and h[H_PARALLEL_FOR] != 0:
+        probe = h[H_PROBES] < PROBES
+        blocks = min(want, h[H_MAX_BLOCKS] if probe else h[H_THREADS])
+        if blocks >= 2:
+            job = np.zeros(_JOB + blocks, np.int64)
+            job[0], job[1], job[2], job[3], job[4] = block, x_addr, y_addr, N, blocks
+            s = _call5(h[H_PARALLEL_FOR], context, h[H_WORKER], blocks, blocks, job.ctypes.data)
+            if probe:  # benign races: concurrent calls may both probe, or keep the smaller of two counts
+                h[H_PROBES] += 1
+                h[H_THREADS] = max(h[H_THREADS], _threads_seen(job[_JOB:]))
+            return s
     _run_rows(block, x_addr, y_addr, 0, N)
     return 0
 
 
+@numba.njit(nogil=True, cache=True)
+def _threads_seen(stacks):
+    """How many threads ran the blocks: distinct stack regions among the blocks' stack addresses."""
+    a = np.sort(stacks)
+    n = 1
+    for k in range(1, a.shape[0]):
+        n += a[k] - a[k - 1] > _STACK_GAP
+    return n
+
+
 def _worker(job_addr, i):
-    job = numba.carray(_ptr(job_addr), (4,), np.int64)
-    h = numba.carray(_ptr(job[0]), (HEADER,), np.int64)
-    N = job[3]
-    blocks = min(N // h[H_SPLIT_ROWS], h[H_MAX_BLOCKS])
+    job = numba.carray(_ptr(job_addr), (_JOB,), np.int64)
+    N, blocks = job[3], job[4]
     _run_rows(job[0], job[1], job[2], N * i // blocks, N * (i + 1) // blocks)
+    numba.carray(_ptr(job_addr + (_JOB + i) * 8), (1,), np.int64)[0] = _stack_address()
 
 
 _COMPUTE_SIG = types.int64(types.int64, types.int64)
@@ -242,7 +269,7 @@ def compiled() -> tuple[int, int]:
     with _LOCK:
         if not _COMPILED:
             cache = _flush_stale_caches((_compute, _worker, edge_sum.py_func, _run_rows.py_func, _bad_x.py_func,
-                                         _put_int.py_func, _put_text.py_func))
+                                         _put_int.py_func, _put_text.py_func, _threads_seen.py_func))
             comp = numba.cfunc(_COMPUTE_SIG, nopython=True, cache=cache)(_compute)
             work = numba.cfunc(_WORKER_SIG, nopython=True, cache=cache)(_worker)
             _COMPILED[:] = [comp, work]
@@ -306,7 +333,7 @@ def build_block(alloc, api, kernel, message: bytes) -> int:
         h[slot] = off
         off += a.nbytes
     h[H_MSG], h[H_MSG_LEN] = off, len(message)
-    h[H_SPLIT_ROWS], h[H_MAX_BLOCKS] = SPLIT_ROWS, MAX_BLOCKS
+    h[H_SPLIT_ROWS], h[H_MAX_BLOCKS], h[H_THREADS] = SPLIT_ROWS, min(os.cpu_count() or 1, 64), 1
     total = off + len(message) + 1
     ptr = alloc(total)
     if not ptr:
