@@ -76,7 +76,8 @@ def contenders(model) -> dict:
     out = {"numba": NumbaEvaluator(model)}
     sess = native_session(custom)
     out["native"] = lambda x, s=sess: s.run(None, {"x": x})[0]
-    out["native run()"] = lambda x, s=make_session(custom, plugin="native", intra_op_num_threads=1): run(s, x)
+    made = make_session(custom, plugin="native", intra_op_num_threads=1)
+    out["native run()"] = lambda x, s=made: run(s, x)
     pyop = make_session(custom, plugin="pyop", intra_op_num_threads=1)
     out["pyop"] = lambda x, s=pyop: s.run(None, {"x": x})[0]
     for form in ("function", "standard"):
