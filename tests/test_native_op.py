@@ -489,3 +489,29 @@ def test_make_session_rejects_what_the_kernel_cannot_see():
         MALFORMED[case][0](m)
         with pytest.raises(OnnxModelError, match=re.escape(MALFORMED[case][1])):
             make_session(m)
+
+
+def test_numba_cache_is_flushed_when_the_evaluators_change(tmp_path, monkeypatch):
+    """Numba's cache does not notice edits of callees in other files (lut_layer_kernel lives in
+    lutkan/evaluators): the native kernel's entries are dropped when those files' content hash changes."""
+    import numba
+
+    from lutkan.runtime_ext import native_kernel as nk
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+    f = nk._threads_seen.py_func
+    stacks = np.array([0, 1 << 20, 5 << 20], np.int64)
+
+    def fresh():
+        d = numba.njit(cache=True)(f)
+        assert d(stacks) == 3
+        return d.stats
+
+    assert nk._flush_stale_caches((f,))
+    assert fresh().cache_misses and fresh().cache_hits  # cached, then loaded
+    assert nk._flush_stale_caches((f,))  # same sources: kept
+    assert fresh().cache_hits
+    monkeypatch.setattr(nk, "_dependency_stamp", lambda: "an edited lutkan/evaluators")
+    assert nk._flush_stale_caches((f,))
+    assert not fresh().cache_hits  # recompiled
+    assert next(tmp_path.rglob("*._threads_seen.lutkan-deps")).read_text() == "an edited lutkan/evaluators"
