@@ -185,18 +185,10 @@ def make_session(model, plugin: bool | str = True, *, providers=None, sess_optio
 
     m = read_model(model)
     m, nodes = prepare(m, registry.new_key)
-    keys = []
+    keys: list[str] = []
     try:
         for p in nodes:
-            key = p.node.attribute[0].s.decode()
-            if backend == "native":  # the kernel block is built by onnxruntime's CreateKernelV2 from these tables
-                entry = registry.KernelEntry(kernel=None, in_dim=p.in_dim, out_dim=p.out_dim, where=p.where,
-                                             tables=p.tables)
-            else:
-                entry = registry.KernelEntry(kernel=_build_kernel(p), in_dim=p.in_dim, out_dim=p.out_dim,
-                                             where=p.where, threads=kernel_threads)
-            registry.add_kernel(key, entry)
-            keys.append(key)
+            keys.append(_add_kernel(p, backend, kernel_threads))
         sess = _create(m.SerializeToString(), register(so, backend), providers, plugin=backend)
     except BaseException:
         registry.release_kernels(keys)
@@ -209,6 +201,19 @@ def make_session(model, plugin: bool | str = True, *, providers=None, sess_optio
     weakref.finalize(sess, registry.release_kernels, tuple(keys))
     _INFO[sess] = {"keys": tuple(keys), "nodes": len(nodes), "backend": backend}
     return sess
+
+
+def _add_kernel(p, backend: str, kernel_threads: int) -> str:
+    """Register prepared node ``p``; returns its key. Native: the tables, from which onnxruntime's
+    CreateKernelV2 builds the kernel block; PyOp: the warmed-up ``EdgeSumKernel``."""
+    key = p.node.attribute[0].s.decode()
+    if backend == "native":
+        entry = registry.KernelEntry(kernel=None, in_dim=p.in_dim, out_dim=p.out_dim, where=p.where, tables=p.tables)
+    else:
+        entry = registry.KernelEntry(kernel=_build_kernel(p), in_dim=p.in_dim, out_dim=p.out_dim, where=p.where,
+                                     threads=kernel_threads)
+    registry.add_kernel(key, entry)
+    return key
 
 
 def _build_kernel(p):
