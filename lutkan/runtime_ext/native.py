@@ -256,7 +256,8 @@ def _create_edge(op, api_address, info, out):
 
         kernel, where = edge_kernel(api, info)
         message = f"{where}: input X must be a float32 (batch, {kernel.in_dim}) tensor; got ".encode()
-        out[0] = native_kernel.build_block(_STATE["lib"].lutkan_alloc, api, kernel, message)
+        failure = f"{where}: the native LUTKanEdge kernel failed (out of memory for its scratch?)".encode()
+        out[0] = native_kernel.build_block(_STATE["lib"].lutkan_alloc, api, kernel, message, failure)
         return None
     except OnnxModelError as e:
         return api.status(ortabi.ORT_INVALID_GRAPH, str(e))

@@ -33,12 +33,12 @@ from numba.extending import intrinsic
 
 from lutkan.evaluators.numba_eval import lut_layer_kernel
 
-HEADER = 32
+HEADER = 40
 """int64 slots before the arrays (fields ``H_*``)."""
 (H_MAGIC, H_GET_INPUT, H_GET_OUTPUT, H_GET_TTS, H_GET_ELEM, H_GET_NDIM, H_GET_DIMS, H_REL_TTS, H_GET_DATA,
  H_CREATE_STATUS, H_PARALLEL_FOR, H_WORKER, H_I, H_K, H_L, H_O, H_INTERP, H_CLOSED, H_OOB, H_BASE, H_KNOTS,
  H_BOUNDS, H_SEG_SCALE, H_DENSE, H_BASE_W, H_EDGE_MASK, H_MSG, H_MSG_LEN, H_SPLIT_ROWS, H_MAX_BLOCKS, H_THREADS,
- H_PROBES) = range(32)
+ H_PROBES, H_FAIL_MSG) = range(33)
 MAGIC = 0x31306E616B74756C  # b"lutkan01"
 _API_SLOTS = {H_GET_INPUT: "KernelContext_GetInput", H_GET_OUTPUT: "KernelContext_GetOutput",
               H_GET_TTS: "GetTensorTypeAndShape", H_GET_ELEM: "GetTensorElementType",
@@ -50,8 +50,8 @@ SPLIT_ROWS = 512
 PROBES = 3
 """Large calls per kernel that measure how many pool threads run its blocks (see ``_compute``)."""
 _STACK_GAP = 1 << 18  # two stack addresses further apart than this belong to different threads
-_JOB = 5  # job record: block, x, y, N, blocks; then the stack address each block ran at
-_ORT_INVALID_ARGUMENT = 2
+_JOB = 6  # job record: block, x, y, N, blocks, failed blocks; then the stack address each block ran at
+_ORT_FAIL, _ORT_INVALID_ARGUMENT = 1, 2
 
 # ---------------------------------------------------------------------------------------------
 # Calling C function pointers by address from Numba (an LLVM call through inttoptr; every argument is
@@ -189,6 +189,17 @@ def _bad_x(block, elem, nd, dims):
 
 
 def _compute(block, context):
+    """``KernelComputeV2``. A Numba exception (an allocation that fails) cannot leave a cfunc: it would
+    return 0, "success", with Y unwritten; it becomes an ORT_FAIL status naming the node instead."""
+    h = numba.carray(_ptr(block), (HEADER,), np.int64)
+    try:
+        return _compute_checked(block, context)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return _call2(h[H_CREATE_STATUS], _ORT_FAIL, block + h[H_FAIL_MSG])
+
+
+@numba.njit(nogil=True, cache=True)
+def _compute_checked(block, context):
     h = numba.carray(_ptr(block), (HEADER,), np.int64)
     out = np.zeros(2, np.int64)  # out-parameters
     elem = np.zeros(1, np.int32)
@@ -233,6 +244,8 @@ def _compute(block, context):
             job = np.zeros(_JOB + blocks, np.int64)
             job[0], job[1], job[2], job[3], job[4] = block, x_addr, y_addr, N, blocks
             s = _call5(h[H_PARALLEL_FOR], context, h[H_WORKER], blocks, blocks, job.ctypes.data)
+            if s == 0 and job[5] != 0:
+                return _call2(h[H_CREATE_STATUS], _ORT_FAIL, block + h[H_FAIL_MSG])
             if probe:  # benign races: concurrent calls may both probe, or keep the smaller of two counts
                 h[H_PROBES] += 1
                 h[H_THREADS] = max(h[H_THREADS], _threads_seen(job[_JOB:]))
@@ -252,9 +265,13 @@ def _threads_seen(stacks):
 
 
 def _worker(job_addr, i):
+    """One row block of a split call (a ParallelFor task); a failure is flagged in the job for the caller."""
     job = numba.carray(_ptr(job_addr), (_JOB,), np.int64)
     N, blocks = job[3], job[4]
-    _run_rows(job[0], job[1], job[2], N * i // blocks, N * (i + 1) // blocks)
+    try:
+        _run_rows(job[0], job[1], job[2], N * i // blocks, N * (i + 1) // blocks)
+    except Exception:  # noqa: BLE001 - cannot leave a cfunc (see _compute)
+        job[5] = 1
     numba.carray(_ptr(job_addr + (_JOB + i) * 8), (1,), np.int64)[0] = _stack_address()
 
 
@@ -268,8 +285,9 @@ def compiled() -> tuple[int, int]:
     """Addresses of the compute cfunc and the ParallelFor worker cfunc (compiled or loaded on first use)."""
     with _LOCK:
         if not _COMPILED:
-            cache = _flush_stale_caches((_compute, _worker, edge_sum.py_func, _run_rows.py_func, _bad_x.py_func,
-                                         _put_int.py_func, _put_text.py_func, _threads_seen.py_func))
+            cache = _flush_stale_caches((_compute, _worker, _compute_checked.py_func, edge_sum.py_func,
+                                         _run_rows.py_func, _bad_x.py_func, _put_int.py_func, _put_text.py_func,
+                                         _threads_seen.py_func))
             comp = numba.cfunc(_COMPUTE_SIG, nopython=True, cache=cache)(_compute)
             work = numba.cfunc(_WORKER_SIG, nopython=True, cache=cache)(_worker)
             _COMPILED[:] = [comp, work]
@@ -307,13 +325,14 @@ def _flush_stale_caches(py_funcs) -> bool:
         return False
 
 
-def build_block(alloc, api, kernel, message: bytes) -> int:
-    """A ``calloc``-ed kernel block for ``kernel`` (an ``EdgeSumKernel``): header, arrays, message prefix.
+def build_block(alloc, api, kernel, message: bytes, failure: bytes) -> int:
+    """A ``calloc``-ed kernel block for ``kernel`` (an ``EdgeSumKernel``): header, arrays, messages.
 
     Args:
         alloc: the forwarder's ``lutkan_alloc`` (the block is freed by its ``lutkan_free``).
         api: ``ortabi.Api`` of the runtime that creates the kernel.
         message: what a bad X is reported as, before "element type ..." (UTF-8 bytes).
+        failure: the message of a computation that failed (UTF-8 bytes, stored NUL-terminated).
 
     Raises MemoryError if the allocation fails.
     """
@@ -333,8 +352,9 @@ def build_block(alloc, api, kernel, message: bytes) -> int:
         h[slot] = off
         off += a.nbytes
     h[H_MSG], h[H_MSG_LEN] = off, len(message)
+    h[H_FAIL_MSG] = off + len(message) + 1
     h[H_SPLIT_ROWS], h[H_MAX_BLOCKS], h[H_THREADS] = SPLIT_ROWS, min(os.cpu_count() or 1, 64), 1
-    total = off + len(message) + 1
+    total = int(h[H_FAIL_MSG]) + len(failure) + 1
     ptr = alloc(total)
     if not ptr:
         raise MemoryError(f"cannot allocate {total} bytes for the kernel")
@@ -342,4 +362,5 @@ def build_block(alloc, api, kernel, message: bytes) -> int:
     for slot, a in zip((H_KNOTS, H_BOUNDS, H_SEG_SCALE, H_DENSE, H_BASE_W, H_EDGE_MASK), arrays, strict=True):
         ctypes.memmove(ptr + int(h[slot]), a.ctypes.data, a.nbytes)
     ctypes.memmove(ptr + off, message, len(message))
+    ctypes.memmove(ptr + int(h[H_FAIL_MSG]), failure, len(failure))
     return int(ptr)
