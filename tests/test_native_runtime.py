@@ -180,7 +180,7 @@ def test_oldest_onnxruntime(tmp_path_factory):
     if pip.returncode != 0:
         pytest.skip(f"cannot install onnxruntime~={oldest}.0 here: {pip.stderr[-500:]}")
     code = textwrap.dedent("""
-        import json, numpy as np, onnxruntime as ort
+        import json, numpy as np, onnx, onnxruntime as ort
         from lutkan.contract import ContractOptions
         from lutkan.exporter import export
         from lutkan.testing import assert_backends_agree, backends
@@ -196,6 +196,20 @@ def test_oldest_onnxruntime(tmp_path_factory):
             assert_backends_agree(m, x, include=("native-function", "native-custom", "plugin-custom"), rel=1e-5)
         s = make_session(export(m, "custom"))
         out["backend"] = session_backend(s)
+        decoy = export(m, "function")  # a body that would give wrong numbers: the op must run instead
+        body = decoy.functions[0]
+        del body.node[:]
+        del body.value_info[:]
+        body.node.append(onnx.helper.make_node("MatMul", ["X", "EdgeMask"], ["Y"]))
+        from lutkan.evaluators.numpy_eval import NumpyEvaluator
+        from lutkan.runtime_ext import library_path
+        so = ort.SessionOptions()
+        so.register_custom_ops_library(library_path())
+        xd = np.random.default_rng(0).normal(0, 1, (64, m.n_inputs)).astype(np.float32)
+        got = ort.InferenceSession(decoy.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
+            None, {"x": xd})[0]
+        ref = NumpyEvaluator(m)(xd)
+        out["decoy_rel_diff"] = float(np.max(np.abs(got - ref)) / max(1.0, float(np.max(np.abs(ref)))))
         bad = export(m, "custom")
         edge = next(n for n in bad.graph.node if n.op_type == "LUTKanEdge")
         next(a for a in edge.attribute if a.name == "interp").s = b"cubic"
@@ -214,6 +228,7 @@ def test_oldest_onnxruntime(tmp_path_factory):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["version"].startswith(oldest), out
     assert out["backend"] == "native", out
+    assert out["decoy_rel_diff"] < 1e-5, out
     assert "interp='cubic' is not supported" in out["bad"] and "LUTKanEdge node 'kan0'" in out["bad"], out
 
 
