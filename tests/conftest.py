@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,16 @@ REALMODEL_NAMES = sorted(p.name for p in REALMODELS.iterdir() if p.is_dir()) if 
 settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True)
 settings.register_profile("dev", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    """Build the native op forwarder in this checkout if it is missing (``python setup.py build_ext --inplace``;
+    an installed lutkan has it from its own build). Once, in the controller, not in xdist workers."""
+    if hasattr(config, "workerinput") or any((REPO / "lutkan" / "runtime_ext").glob("_native*.so")):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--build-temp", tmp], cwd=REPO,
+                       capture_output=True, check=False)
 
 
 def realmodel_dir(name: str) -> Path:

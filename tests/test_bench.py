@@ -334,12 +334,15 @@ def test_plugin_bench_prints_its_table(capsys):
     """``python -m lutkan.bench.plugin`` (here with few calls): one markdown row per batch size."""
     from lutkan.bench import plugin
 
-    res = plugin.main(["--scale", "0.002"])
+    res = plugin.main(["--scale", "0.002", "--model", "random"])
     out = capsys.readouterr().out
     assert set(res) == set(plugin.BATCHES)
+    assert all(set(r) == set(plugin.SINGLE + plugin.THREADED) for r in res.values())
     assert all(v > 0 for r in res.values() for v in r.values())
+    assert out.startswith("model random; ") and "load average" in out.splitlines()[0]
     lines = [line for line in out.splitlines() if line.startswith("| ")]
-    assert lines[0].startswith("| batch | numba (µs) | plugin sess.run (µs)") and len(lines) == 1 + len(plugin.BATCHES)
+    assert lines[0].startswith("| batch | numba (µs) | native (µs) | native run() (µs) | pyop (µs)")
+    assert len(lines) == 1 + len(plugin.BATCHES)
 
 
 def test_missing_optional_package_is_recorded(monkeypatch):

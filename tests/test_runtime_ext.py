@@ -173,28 +173,32 @@ def test_session_options_and_errors():
         make_session(om, kernel_threads=0)
     with pytest.raises(TypeError, match="optimized_model_filepath"):
         make_session(om, optimized_model_filepath="x.onnx")
-    with pytest.warns(RuntimeWarning, match="ORT_PARALLEL"):
-        make_session(om, execution_mode=ort.ExecutionMode.ORT_PARALLEL)
+    with pytest.warns(RuntimeWarning, match="ORT_PARALLEL"):  # the PyOp serializes on the GIL
+        make_session(om, plugin="pyop", execution_mode=ort.ExecutionMode.ORT_PARALLEL)
     with pytest.raises(OnnxModelError, match="plugin=True"):
         make_session(om, plugin=False)  # a custom-form file needs the plugin
     assert "intra_op_num_threads" in SESSION_OPTION_NAMES
 
 
 def test_register_idempotent():
-    so = register()
-    assert register(so) is so
+    so = register(backend="pyop")
+    assert register(so, backend="pyop") is so
     assert so.get_session_config_entry("lutkan.runtime_ext.registered") == "1"
     om = export(random_model((4, 3, 2), seed=6), "custom")
-    sess = make_session(om, sess_options=so)
+    sess = make_session(om, plugin="pyop", sess_options=so)
     x = np.zeros((2, 4), np.float32)
     assert run(sess, x).shape == (2, 2)
+    native = register()  # the default backend: the native library when it is built
+    assert register(native) is native
+    assert native.get_session_config_entry("lutkan.runtime_ext.native") == "1"
+    assert run(make_session(om, sess_options=native), x).shape == (2, 2)
     # SessionOptions on which other code registered the extensions library: a clear error, not a crash
     from onnxruntime_extensions import get_library_path
 
     foreign = ort.SessionOptions()
     foreign.register_custom_ops_library(get_library_path())
     with pytest.raises(OnnxModelError, match="already registered"):
-        make_session(om, sess_options=foreign)
+        make_session(om, plugin="pyop", sess_options=foreign)
     for plugin in (True, False):
         with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
             make_session(123, plugin=plugin)
@@ -280,10 +284,11 @@ om = export(model, "custom")
 
 
 def test_direct_session_run_never_aborts():
-    """Bad inputs fed straight to session.run, and a kernel that raises: ORT error or NaN, no abort."""
+    """PyOp backend: bad inputs fed straight to session.run, and a kernel that raises: ORT error or NaN, no abort
+    (the native op's counterpart is in test_native_op.py)."""
     proc = run_isolated(_ISOLATED_PRELUDE + """
 out = {}
-sess = make_session(om, intra_op_num_threads=1)
+sess = make_session(om, plugin="pyop", intra_op_num_threads=1)
 def attempt(name, x, s=sess):
     try:
         y = s.run(None, {"x": x})[0]
@@ -297,7 +302,7 @@ attempt("empty", np.zeros((0, 4), np.float32))
 # a symbolic input width lets a wrong width reach the kernel itself
 m2 = onnx.ModelProto(); m2.CopyFrom(om)
 m2.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "width"
-s2 = make_session(m2, intra_op_num_threads=1)
+s2 = make_session(m2, plugin="pyop", intra_op_num_threads=1)
 attempt("kernel_wrong_width", np.zeros((3, 7), np.float32), s2)
 try:
     run(s2, np.zeros((3, 7), np.float32)); out["run_kernel_wrong_width"] = "no error"

@@ -17,6 +17,7 @@ import numpy as np
 from lutkan import budget
 from lutkan.artifact import LUTModel
 from lutkan.evaluators.inputs import check_input
+from lutkan.evaluators.jit_cache import flush_stale
 from lutkan.evaluators.lut_kernel import lut_layer_kernel
 from lutkan.evaluators.node_kernel import apply_nodes, combine_kernel
 from lutkan.evaluators.row_blocks import run_in_blocks
@@ -115,6 +116,9 @@ def network_kernel(x, input_id, params, meta, ints, dparams):
     for l in range(1, meta[0]):
         h = _layer(h, params, meta, ints, dparams, l)
     return h
+
+
+flush_stale((_layer.py_func, network_kernel.py_func))  # they call kernels defined in other files
 
 
 def pack_network(tables: tuple[LayerTables, ...], permute_input: bool):

@@ -8,7 +8,8 @@ Importing this module, once per process:
 * defines the PyOp ``lutkan::LUTKanEdge`` with the *rewritten* signature ``Y = LUTKanEdge(X)``,
   attribute ``kernel_key`` (string). The tables never travel through ORT (ORT-extensions copies
   every input on every call): ``lutkan.runtime_ext.session.make_session`` reads them from the
-  model's initializers once, builds an ``EdgeSumKernel`` and stores it here under a unique key.
+  model's initializers once, builds an ``EdgeSumKernel`` and stores it in ``lutkan.runtime_ext.registry``
+  under a unique key.
 
 Every ``@onnx_op`` must exist before ``SessionOptions.register_custom_ops_library`` is called,
 so ``lutkan.runtime_ext`` imports this module before it creates any SessionOptions.
@@ -22,12 +23,8 @@ Nothing may raise inside the op body: a Python exception escaping a PyOp aborts 
 from __future__ import annotations
 
 import importlib
-import itertools
 import os
 import sys
-import threading
-import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,95 +53,25 @@ PyCustomOpDef, get_library_path, onnx_op = _ortx.PyCustomOpDef, _ortx.get_librar
 Opdef = _ortx.Opdef
 
 from lutkan.custom_ops.schema import DOMAIN, OP_TYPE  # noqa: E402 - after the torch-free ortx import above
+from lutkan.runtime_ext import registry  # noqa: E402
+from lutkan.runtime_ext.registry import (  # noqa: E402
+    KernelEntry,
+    add_kernel,
+    error_total,
+    get_kernel,
+    kernel_errors,
+    live_kernels,
+    new_key,
+    release_kernels,
+)
 
 __all__ = ["KernelEntry", "add_kernel", "get_kernel", "kernel_errors", "library_path", "live_kernels",
            "new_key", "release_kernels", "error_total"]
 
 _F32 = np.dtype(np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class KernelEntry:
-    """One registered LUTKanEdge node: the callable kernel and its widths (for checks/NaN fallback)."""
-
-    kernel: object  # EdgeSumKernel: kernel(x (N, in_dim) float32 C-contiguous) -> (N, out_dim) float32
-    in_dim: int
-    out_dim: int
-    where: str  # "node 'kan0' (#0)" for error messages
-    threads: int = 1  # >1: split large batches into row blocks run concurrently (the kernel is nogil)
-
-
-_KERNELS: dict[str, KernelEntry] = {}
-_KEY_COUNTER = itertools.count()
-_LOCK = threading.Lock()
-
-
-@dataclass
-class KernelErrorRecord:
-    count: int = 0
-    last: str = ""
-    last_time: float = 0.0
-    interrupt: bool = False
-
-
-_ERRORS: dict[str, KernelErrorRecord] = {}
-_ERROR_TOTAL = [0]  # failures ever recorded in this process (cheap "did anything fail?" check)
-
-
-def error_total() -> int:
-    return _ERROR_TOTAL[0]
-
-
-def new_key(out_dim: int) -> str:
-    """A process-unique kernel key; the output width is kept at its end for the NaN fallback."""
-    return f"lutkan.{next(_KEY_COUNTER)}:{int(out_dim)}"
-
-
-def add_kernel(key: str, entry: KernelEntry) -> None:
-    with _LOCK:
-        if key in _KERNELS:
-            raise KeyError(f"kernel key {key!r} is already registered")
-        _KERNELS[key] = entry
-
-
-def get_kernel(key: str) -> KernelEntry | None:
-    return _KERNELS.get(key)
-
-
-def release_kernels(keys) -> None:
-    """Drop registry entries (called by ``weakref.finalize`` when a session is collected)."""
-    with _LOCK:
-        for k in keys:
-            _KERNELS.pop(k, None)
-            _ERRORS.pop(k, None)
-
-
-def live_kernels() -> int:
-    """Number of registered kernels (sessions alive x LUTKanEdge nodes); for leak checks."""
-    return len(_KERNELS)
-
-
-def kernel_errors(keys=None) -> dict[str, KernelErrorRecord]:
-    """Recorded kernel failures (count, last message) per key, optionally restricted to ``keys``."""
-    items = list(_ERRORS.items())
-    if keys is not None:
-        keys = set(keys)
-        items = [(k, v) for k, v in items if k in keys]
-    return {k: KernelErrorRecord(v.count, v.last, v.last_time, v.interrupt) for k, v in items}
-
-
-def _record(key: str, msg: str, interrupt: bool = False) -> None:
-    try:
-        _ERROR_TOTAL[0] += 1
-        rec = _ERRORS.get(key)
-        if rec is None:
-            rec = _ERRORS[key] = KernelErrorRecord()
-        rec.count += 1
-        rec.last = msg
-        rec.last_time = time.time()
-        rec.interrupt = rec.interrupt or interrupt
-    except BaseException:  # noqa: BLE001 - recording must never raise either
-        pass
+_KERNELS = registry._KERNELS  # the shared registry (lutkan.runtime_ext.registry), under its old names
+_LOCK = registry._LOCK
+_record = registry.record_error
 
 
 def _out_dim_from_key(key) -> int:

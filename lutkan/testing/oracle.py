@@ -9,8 +9,15 @@ and integer arrays are converted, a bad shape/dtype raises ``InputError``):
 ``numba``           ``NumbaEvaluator``
 ``ort-function``    the ``function`` ONNX form in plain onnxruntime (the op's standard-op body)
 ``ort-standard``    the ``standard`` (inlined, default-domain) form in plain onnxruntime
-``plugin-function`` the ``function`` form with the plugin (``make_session(..., plugin=True)``)
+``plugin-function`` the ``function`` form with the plugin (``make_session(..., plugin=True)``: the native op
+                    when its library is built, else the PyOp)
 ``plugin-custom``   the ``custom`` form with the plugin
+``native-function`` the ``function`` form, unmodified, in a plain ``onnxruntime.InferenceSession`` with
+                    ``lutkan.runtime_ext.library_path()`` registered (the registered op, not the body, runs)
+``native-custom``   the ``custom`` form likewise (``KanSymbolic`` nodes, which the native library cannot run,
+                    are first inlined with ``lutkan.runtime_ext.inline_symbolic``)
+``pyop-custom``     the ``custom`` form with the onnxruntime-extensions PyOp (``make_session(..., plugin="pyop")``,
+                    the fallback when the native library is not built)
 ``onnxref-function`` ``onnx.reference.ReferenceEvaluator`` on the ``function`` form (the body)
 ``onnxref-custom``  ``ReferenceEvaluator(custom form, new_ops=OPS)`` (the OpRuns)
 ==================  ====================================================================
@@ -31,14 +38,16 @@ from lutkan.metrics import assert_outputs_close
 __all__ = ["BACKENDS", "ENGINES", "ONNX_BACKENDS", "rounding_allowance", "assert_backends_agree", "backends", "onnx_runner"]
 
 BACKENDS = ("numpy", "numba", "ort-function", "ort-standard", "plugin-function", "plugin-custom",
-            "onnxref-function", "onnxref-custom")
+            "native-function", "native-custom", "pyop-custom", "onnxref-function", "onnxref-custom")
 
 ONNX_BACKENDS = {  # backend -> (export form, engine of onnx_runner)
     "ort-function": ("function", "ort"), "ort-standard": ("standard", "ort"),
     "plugin-function": ("function", "plugin"), "plugin-custom": ("custom", "plugin"),
+    "native-function": ("function", "native"), "native-custom": ("custom", "native"),
+    "pyop-custom": ("custom", "pyop"),
     "onnxref-function": ("function", "onnxref"), "onnxref-custom": ("custom", "onnxref+op"),
 }
-ENGINES = ("ort", "plugin", "onnxref", "onnxref+op")
+ENGINES = ("ort", "plugin", "native", "pyop", "onnxref", "onnxref+op")
 
 
 def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray]:
@@ -46,14 +55,19 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
     (onnxruntime engines: ``f.session`` is the session).
 
     Args:
-        engine: ``ort`` (plain onnxruntime, no lutkan code in the session), ``plugin`` (the LUTKanEdge
-            plugin), ``onnxref`` (``onnx.reference``: standard ops and model-local functions) or
-            ``onnxref+op`` (``onnx.reference`` with the LUTKanEdge OpRun).
+        engine: ``ort`` (plain onnxruntime, no lutkan code in the session), ``plugin`` (``make_session``'s
+            LUTKanEdge plugin: native if built, else the PyOp), ``pyop`` (the PyOp plugin), ``native`` (a
+            plain ``onnxruntime.InferenceSession`` of the unmodified file with ``library_path()`` registered;
+            ``KanSymbolic`` nodes inlined first), ``onnxref`` (``onnx.reference``: standard ops and
+            model-local functions) or ``onnxref+op`` (``onnx.reference`` with the LUTKanEdge OpRun).
     """
-    if engine in ("ort", "plugin"):
+    if engine in ("ort", "plugin", "pyop"):
         from lutkan.runtime_ext import make_session
 
-        return _SessionRunner(make_session(proto, plugin=engine == "plugin", intra_op_num_threads=1))
+        plugin = {"ort": False, "plugin": True, "pyop": "pyop"}[engine]
+        return _SessionRunner(make_session(proto, plugin=plugin, intra_op_num_threads=1))
+    if engine == "native":
+        return _SessionRunner(_native_session(proto))
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     import onnx
@@ -74,6 +88,19 @@ def onnx_runner(proto, engine: str = "ort") -> Callable[[np.ndarray], np.ndarray
             return ev.run(None, {inp.name: x})[0]
 
     return f
+
+
+def _native_session(proto):
+    """A plain onnxruntime session of ``proto`` with lutkan's native op library registered (one thread)."""
+    import onnxruntime as ort
+
+    from lutkan.runtime_ext import inline_symbolic, library_path
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.register_custom_ops_library(library_path())
+    data = inline_symbolic(proto).SerializeToString()
+    return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
 
 
 class _SessionRunner:
