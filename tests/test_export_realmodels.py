@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from conftest import REALMODEL_NAMES, realmodel_dir
+from conftest import CHECKPOINT_PARAMS, checkpoint_dir
 
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
@@ -21,11 +21,11 @@ pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] e
 pykan = pytest.importorskip("lutkan.compiler.pykan")
 
 
-@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+@pytest.fixture(scope="module", params=CHECKPOINT_PARAMS)
 def source(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "using the latest checkpoint ..."
-        src = pykan.load_source(realmodel_dir(request.param))
+        src = pykan.load_source(checkpoint_dir(request, request.param))
     assert src.cache_data is not None and src.cache_data.shape[0] > 0
     return request.param, src
 
