@@ -18,7 +18,7 @@ from lutkan.compiler.quantize import quantize
 from lutkan.compiler.sampling import sample_points, tabulate_row
 from lutkan.contract import ContractOptions
 from lutkan.errors import UnsupportedModelError
-from lutkan.source import SourceLayer, SourceModel
+from lutkan.source import SourceLayer, SourceModel, portable_provenance
 from lutkan.symbolic import symbolic_function
 from lutkan.tables import dequantize
 
@@ -187,7 +187,7 @@ def compile_model(source, options: ContractOptions | None = None, *, progress: b
     layers = []
     for l in tqdm(range(len(src.layers)), desc="compile", unit="layer", disable=not progress):
         layers.append(_compile_layer(src, l, opts, notes))
-    prov = dict(src.provenance)
+    prov = portable_provenance(src.provenance)  # file name, checkpoint id, SHA-256: no build-machine paths
     prov.setdefault("compiled_by", _version())
     return LUTModel(layers=tuple(layers), contract=opts, base_fun=src.base_fun,
                     input_id=np.asarray(src.input_id, dtype=np.int64), n_inputs=int(src.n_inputs),
