@@ -118,6 +118,11 @@ def test_missing_and_wrong_kind_files_are_named(artifact, tmp_path, capsys):
     assert main(["export", str(onnx_in), "-o", str(tmp_path / "y.onnx")]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "X.onnx is an ONNX file" in err and "_state" not in err
+    for cmd in (["compile", str(onnx_in), "-o", str(tmp_path / "c.lutkan")], ["verify", str(onnx_in), str(onnx_in)],
+                ["verify", str(artifact / "bc.lutkan"), str(artifact / "bc.lutkan")]):
+        assert main(cmd) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert "the SOURCE of" in err and "_state" not in err, err
     assert main(["run", str(tmp_path / "nope.onnx"), "--input", str(artifact / "x.npy"), "-o", str(tmp_path / "y.npy")]) == EXIT_ERROR
     assert "nope.onnx: no such file" in capsys.readouterr().err
     assert main(["run", str(artifact / "bc.lutkan"), "--input", str(tmp_path / "nox.npy"), "-o", str(tmp_path / "y.npy")]) == EXIT_ERROR

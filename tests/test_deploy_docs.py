@@ -106,3 +106,13 @@ def test_node_snippet(work, tmp_path_factory):
     y = np.asarray(json.loads(r.stdout), dtype=np.float32).reshape(4, model.n_outputs)
     x = np.sin(np.arange(4 * model.n_inputs, dtype=np.float64)).astype(np.float32).reshape(4, model.n_inputs)
     assert_backends_agree(model, x, runners={"onnxruntime-node": lambda _x: y}, rel=1e-5, what="docs/deploy.md")
+
+
+def test_readme_quick_start_writes_only_into_an_ignored_folder():
+    """The README's quick start writes every file under out/, which .gitignore ignores (a clean checkout stays
+    clean); its commands are the ones the CLI tests run."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    written = re.findall(r"(?:-o|--out)\s+(\S+)", block) + re.findall(r"np\.save\('([^']+)'", block)
+    assert len(written) >= 6 and all(p.startswith("out/") for p in written), written
+    assert "/out/" in (REPO / ".gitignore").read_text().split()

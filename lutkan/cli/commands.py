@@ -49,6 +49,15 @@ def load_or_compile(source: str, a, command: str):
     return compile_model(source, options(a), progress=not a.quiet, checkpoint_id=a.checkpoint_id)
 
 
+def require_checkpoint(source: str, command: str) -> str:
+    """``source`` unless it is an ONNX file or a ``.lutkan`` artifact, which a pykan SOURCE cannot be."""
+    if is_onnx_path(source) or is_lutkan_file(source) or Path(source).suffix.lower() == ".lutkan":
+        kind = "an ONNX file" if is_onnx_path(source) else "a .lutkan artifact"
+        raise LutKanError(f"{source} is {kind}; the SOURCE of `lutkan {command}` is a pykan checkpoint (DIR/ID or a "
+                          f"folder of checkpoints)")
+    return source
+
+
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
@@ -95,6 +104,7 @@ def cmd_compile(a) -> int:
     from lutkan.compiler import compile_model
 
     out = check_output(a.output, a.source, a.calib, what="artifact")
+    require_checkpoint(a.source, "compile")
     if a.calib and a.max_error is None:
         raise LutKanError("--calib only applies with --max-error")
     if a.max_error is not None:
@@ -156,6 +166,7 @@ def cmd_verify(a) -> int:
     from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     from lutkan.evaluators import evaluator
 
+    require_checkpoint(a.source, "verify")
     model = load_or_compile(a.model, a, "verify")
     src = load_source(a.source, checkpoint_id=a.checkpoint_id)
     if a.input:
@@ -214,8 +225,7 @@ def _opset(proto) -> int:
 def cmd_inspect(a) -> int:
     from lutkan.inspect import inspect_main
 
-    require_file(a.model, "a .lutkan artifact or an .onnx model")
-    return inspect_main(a)
+    return inspect_main(a)  # names a missing file, a folder or a file of another kind itself
 
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "EXIT_VERIFY_FAILED", "cmd_compile", "cmd_export", "cmd_inspect",
