@@ -159,3 +159,18 @@ def test_demo_reports_fail_rows_and_exits_1(tmp_path, monkeypatch, capsys):
     assert not res["ok"] and len(res["configs"]) == 2
     assert all(not c["ok"] for c in res["configs"])
     assert "### FAIL" in (out / "report.md").read_text()
+
+
+def test_demo_in_a_fresh_process_with_a_cold_numba_cache(tmp_path):
+    """The README's first command as a fresh clone runs it: a new process, no numba cache yet. The demo's first
+    timing used to set NUMBA_NUM_THREADS around numba's import, and every plugin kernel then failed to build."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    env.pop("NUMBA_NUM_THREADS", None)
+    r = subprocess.run([sys.executable, "-m", "lutkan.cli", "demo", "--L", "16", "--schemes", "int8", "--out",
+                        str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "all ONNX outputs equal the NumPy reference" in r.stdout

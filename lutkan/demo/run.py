@@ -55,6 +55,10 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 def _run_demo(cfg: DemoConfig) -> dict:
     t_start = time.perf_counter()
+    # numba before the first timing: lutkan.bench.timing.pinned_threads sets NUMBA_NUM_THREADS in the environment
+    # when numba is not loaded yet and unsets it after, so the next JIT compile (a cold cache: a fresh clone)
+    # found a thread pool of another size and every plugin kernel failed to build
+    import numba  # noqa: F401
     try:
         from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     except ImportError as e:
