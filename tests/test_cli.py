@@ -198,6 +198,9 @@ def test_warnings_are_notes_and_hints_name_flags(artifact, tmp_path, capsys):
     assert "--plugin" in err and "--form function" in err and "plugin=True" not in err and "form='" not in err
     assert main(["run", str(custom), "--input", str(artifact / "x.npy"), "-o", str(tmp_path / "y.npy"),
                  "--plugin", "--quiet"]) == EXIT_OK
+    assert main(["compile", BC, "-o", str(tmp_path / "p.lutkan"), "--interp", "poly", "--scheme", "int8"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "--interp poly" in err and "--scheme float32" in err and "interp='" not in err, err
 
 
 def test_bad_inputs_give_exit_code_3(artifact, tmp_path, capsys):
