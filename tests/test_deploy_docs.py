@@ -90,6 +90,13 @@ def test_inline_and_opset_snippets(work):
     plan = tract.onnx().load(str(d / "model.inlined.onnx")).into_model().into_runnable()
     runners = {"tract-inlined": lambda _x: plan.run([x])[0].to_numpy(),
                "ort-opset18": onnx_runner(str(d / "model.opset18.onnx"), "ort")}
+    try:
+        import openvino as ov
+    except ImportError:
+        pass
+    else:  # the guide: OpenVINO reads an inlined function file too
+        compiled = ov.Core().compile_model(str(d / "model.inlined.onnx"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        runners["openvino-inlined"] = lambda _x: np.asarray(compiled(x)[0])
     assert_backends_agree(model, x, runners=runners, rel=1e-5, what="docs/deploy.md")
 
 
