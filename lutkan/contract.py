@@ -136,3 +136,20 @@ class ContractOptions:
         if unknown:
             raise LutKanError(f"unknown contract option(s): {sorted(unknown)}")
         return cls(**d)
+
+
+VERIFY_TOL = {"poly": {"float32": 1e-4, "float16": 1e-2}, "linear": 2e-2, "nearest": 5e-2}
+"""Default bound of ``lutkan verify`` on max abs error / max|pykan| per output (docs/contract.md §5).
+
+``poly`` is exact up to float rounding of the stored coefficients: float32 measured <= 7.1e-6 and float16
+<= 6.8e-3 on the bundled and real checkpoints. Tables add interpolation error: linear measured <= 9e-3 at
+L=16 and 64 in every scheme on the bundled models and four of the six real checkpoints (logiknet_mult, whose
+knots reach 1e9: up to 6.1e-2; torward_vlbi_deep, a deep model with a tiny output scale: up to 0.65), nearest
+<= 1.9e-2 on the bundled models at L=16. A model over its default (e.g. a deep model with a tiny output scale at int8) is reported as a
+failed verification: choose a wider scheme or larger L, or pass ``--tol`` to accept it."""
+
+
+def verify_tolerance(options: ContractOptions) -> float:
+    """The default ``lutkan verify`` tolerance for a model compiled under ``options`` (``VERIFY_TOL``)."""
+    tol = VERIFY_TOL[options.interp]
+    return float(tol[options.scheme] if isinstance(tol, dict) else tol)

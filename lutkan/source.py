@@ -14,6 +14,7 @@ live ``kan.MultKAN`` or a ``saveckpt`` checkpoint, with no torch objects left in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,3 +213,23 @@ class SourceModel:
                 for j in np.nonzero(layer.sym_mask[:, i])[0]:
                     s[:, j] += layer.symbolic_term(i, int(j), h[:, i])
         return layer.node_step.apply(s)
+
+
+_ABS_PATH = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\|file:)")
+
+
+def portable_provenance(provenance: dict) -> dict:
+    """``provenance`` without paths of the machine that built it: every string value (at any depth) that is
+    an absolute path (POSIX, ``~``, a Windows drive or UNC path, ``file:``) becomes its file name, so compiled
+    artifacts and exported ONNX files name their source by file name, checkpoint id and SHA-256 only."""
+
+    def clean(v):
+        if isinstance(v, str) and _ABS_PATH.match(v):
+            return re.split(r"[\\/]", v.rstrip("\\/"))[-1]
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(clean(x) for x in v)
+        return v
+
+    return clean(dict(provenance))

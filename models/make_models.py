@@ -15,6 +15,7 @@ Usage::
 
     python models/make_models.py                  # train all models, then write README.md
     python models/make_models.py breast_cancer    # train only the named models (README is rewritten)
+    python models/make_models.py featured         # the regression model with every feature (make_featured.py)
     python models/make_models.py --write-readme   # only regenerate README.md from TRAINING.json
     python models/make_models.py --export-onnx    # only re-export <name>/<name>.onnx from the checkpoints
 """
@@ -79,6 +80,10 @@ RECIPES: dict[str, dict] = {
         epochs=12,
     ),
 }
+
+FEATURED = "featured"
+"""The small regression model with every feature (mult node, symbolic and pruned edges): make_featured.py."""
+ALL_MODELS = (*RECIPES, FEATURED)
 
 OPT = dict(optimizer="Adam", lr=1e-2, batch=64, shuffle="torch.randperm with a seeded torch.Generator")
 
@@ -447,6 +452,13 @@ def write_readme(root: Path = HERE) -> Path:
     ]
     for i in infos:
         lines.append(f"- `{i['name']}`: {i['dataset']}.")
+    feat = root / FEATURED / "TRAINING.json"
+    if feat.is_file():
+        f = json.loads(feat.read_text())
+        lines += ["", f"`{FEATURED}` (regression, width {f['width']}, G={f['grid']}, k={f['k']}, grid_eps {f['grid_eps']}, "
+                  f"{f['n_train']} / {f['n_test']} rows, test R² {f['test_metrics']['r2']:.4f}): {f['dataset']}. "
+                  f"It carries every feature lutkan reads that the classifiers lack: {'; '.join(f['features'])}. "
+                  "Recipe in `models/make_featured.py`; its `test_data.npz` holds regression targets (float32 (n, 1))."]
     if infos:
         v = infos[0]["versions"]
         lines += [
@@ -525,29 +537,38 @@ def export_onnx(name: str, root: Path = HERE) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", help=f"models to train (default: all of {', '.join(RECIPES)})")
+    ap.add_argument("names", nargs="*", help=f"models to train (default: all of {', '.join(ALL_MODELS)})")
     ap.add_argument("--write-readme", action="store_true", help="only regenerate README.md")
     ap.add_argument("--out", type=Path, default=HERE, help="output root (default: models/)")
     ap.add_argument("--export-onnx", action="store_true",
                     help="only re-export <name>/<name>.onnx (function form, default contract) from the checkpoints")
     args = ap.parse_args(argv)
     out_root = args.out.resolve()
-    unknown = [n for n in args.names if n not in RECIPES]
+    unknown = [n for n in args.names if n not in ALL_MODELS]
     if unknown:
-        ap.error(f"unknown model(s) {unknown}; choose from {list(RECIPES)}")
+        ap.error(f"unknown model(s) {unknown}; choose from {list(ALL_MODELS)}")
 
     if args.write_readme:
         print(f"wrote {write_readme(out_root)}")
         return 0
     if args.export_onnx:
-        for name in args.names or list(RECIPES):
+        for name in args.names or list(ALL_MODELS):
             print(f"wrote {export_onnx(name, out_root)}")
         return 0
 
     watch = {Path.cwd() / "model", HERE.parent / "model", out_root / "model"}
     existed = {p for p in watch if p.exists()}
-    names = args.names or list(RECIPES)
+    names = args.names or list(ALL_MODELS)
     for name in names:
+        if name == FEATURED:
+            sys.path.insert(0, str(HERE))
+            from make_featured import train_featured
+
+            info = train_featured(out_root, seed=SEED, threads=THREADS, lstsq=deterministic_lstsq,
+                                  seed_everything=seed_everything, compact=compact_parameters)
+            export_onnx(name, out_root)
+            print(f"{name:14s} test R2={info['test_metrics']['r2']:.4f}", flush=True)
+            continue
         info = train_one(name, out_root)
         export_onnx(name, out_root)
         m = info["test_metrics"]
@@ -565,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError(f"pykan created {sorted(map(str, created))}")
 
     total = 0
-    for name in RECIPES:
+    for name in ALL_MODELS:
         d = out_root / name
         if d.is_dir():
             sz = sum(p.stat().st_size for p in d.iterdir() if p.is_file() and p.suffix != ".onnx")

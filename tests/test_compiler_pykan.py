@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REALMODEL_NAMES, realmodel_dir
+from conftest import CHECKPOINT_PARAMS, REALMODEL_NAMES, checkpoint_dir, realmodel_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,9 +78,9 @@ def assert_same_rng(a, b):
 # ----------------------------------------------------------------------------- real checkpoints
 
 
-@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+@pytest.fixture(scope="module", params=CHECKPOINT_PARAMS)
 def real(request):
-    path = realmodel_dir(request.param)
+    path = checkpoint_dir(request, request.param)
     with pytest.warns(UserWarning, match=r"using checkpoint \S+ \(latest of 1 "):
         src = load_source(path)
     with pytest.warns(UserWarning, match="latest"):
@@ -129,7 +129,7 @@ def test_real_checkpoint_provenance_and_precision(real):
     assert model.auto_save is False
 
 
-def test_real_checkpoint_surprises():
+def test_real_checkpoint_surprises(realmodels):
     """The traps listed in realmodels/README.md, each read correctly."""
     g100 = next(realmodel_dir("pykan_tutorial_g100").glob("*_config.yml"))
     with pytest.raises(yaml.YAMLError):
@@ -154,7 +154,7 @@ def test_real_checkpoint_surprises():
     assert int((sym.layers[0].sym_mask != 0).sum()) == 20 and not sym.layers[0].mask.any()
 
 
-def test_real_symbolic_sqrt_nan_matches_pykan():
+def test_real_symbolic_sqrt_nan_matches_pykan(realmodels):
     """mguo's output edge is c*sqrt(a*x+b)+d with a<0: pykan itself gives NaN once a*x+b<0."""
     path = realmodel_dir("mguo_gwp_symbolic")
     with warnings.catch_warnings():
@@ -171,7 +171,7 @@ def test_real_symbolic_sqrt_nan_matches_pykan():
     assert_matches(src.forward(x), y_pykan, TOL["float32"], "mguo perturbed")
 
 
-def test_build_and_load_have_no_side_effects(capsys):
+def test_build_and_load_have_no_side_effects(realmodels, capsys):
     path = realmodel_dir("torward_vlbi_deep")
     before = rng_states()
     with warnings.catch_warnings():

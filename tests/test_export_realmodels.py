@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from conftest import REALMODEL_NAMES, realmodel_dir
+from conftest import CHECKPOINT_PARAMS, checkpoint_dir
 
 from lutkan.compiler import compile_model
 from lutkan.contract import ContractOptions
@@ -21,11 +21,11 @@ pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] e
 pykan = pytest.importorskip("lutkan.compiler.pykan")
 
 
-@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+@pytest.fixture(scope="module", params=CHECKPOINT_PARAMS)
 def source(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "using the latest checkpoint ..."
-        src = pykan.load_source(realmodel_dir(request.param))
+        src = pykan.load_source(checkpoint_dir(request, request.param))
     assert src.cache_data is not None and src.cache_data.shape[0] > 0
     return request.param, src
 
@@ -45,6 +45,5 @@ def test_real_checkpoint_forms_equal_numpy(source, opts):
     x = np.concatenate([x_cache, adversarial_inputs(model, 64, seed=1)])
     for form in ("function", "standard", "custom"):
         onnx.checker.check_model(export(model, form), full_check=True)
-    # not onnxref-function: onnx.reference's GatherElements / np.choose fail on G=100 bodies (its limits,
-    # not the model's); the body itself is checked in ORT here and in onnx.reference on small models
-    assert_backends_agree(model, x, rel=1e-5, what=name, include=[b for b in BACKENDS if b != "onnxref-function"])
+    # every backend, onnx.reference on the function body included (G=100: the segment search uses Gather only)
+    assert_backends_agree(model, x, rel=1e-5, what=name, include=BACKENDS)

@@ -19,7 +19,8 @@ from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.exporter import export
 from lutkan.testing import onnx_runner
 
-MODELS = ("breast_cancer", "digits", "ids78")
+MODELS = ("breast_cancer", "digits", "ids78", "featured")
+CLASSIFIERS = MODELS[:3]
 REGEN = "regenerate with `python models/make_models.py --export-onnx`"
 
 
@@ -61,6 +62,10 @@ def test_committed_onnx_matches_reference_and_float_predictions(bundled, engine)
     got = onnx_runner(committed.SerializeToString(), engine)(x)
     scale = float(np.max(np.abs(ref)))
     assert np.max(np.abs(got - ref)) <= 1e-5 * scale, name
+    if name not in CLASSIFIERS:  # regression: the LUT model fits the committed targets as the float model does
+        r2 = 1 - np.sum((got - y) ** 2) / np.sum((y - y.mean()) ** 2)
+        assert r2 > 0.98, f"{name}: R² {r2:.4f} of the committed ONNX on the test targets"
+        return
     # same predicted classes as the float (pykan-exact float64) model on the committed test split
     y_float = load_source(REPO / "models" / name / "0.0").forward(x.astype(np.float64))
     pred = (got[:, 0] > 0).astype(int) if got.shape[1] == 1 else got.argmax(1)
@@ -68,3 +73,19 @@ def test_committed_onnx_matches_reference_and_float_predictions(bundled, engine)
     changed = int(np.sum(pred != pred_float))
     assert changed == 0, f"{name}: {changed} of {len(y)} test predictions differ from the float model"
     assert np.mean(pred == y) > 0.9
+
+
+def test_featured_checkpoint_has_every_feature():
+    """models/featured carries what the suite needs without the real checkpoints: updated (non-uniform) knots,
+    a multiplication node, pruned edges and symbolic edges (exact by default, in every ONNX form)."""
+    src = load_source(REPO / "models" / "featured" / "0.0")
+    l0, l1 = src.layers
+    assert l0.mult_groups == (2,) and src.symbolic_enabled
+    assert l0.sym_names[0][2] == "sin" and l1.sym_names[0][0] == "x"
+    assert not l0.mask[3].any() and not l0.sym_mask[:, 3].any(), "x3 edges are pruned (mask (I, O), sym_mask (O, I))"
+    steps = np.diff(l0.grid, axis=1)
+    assert np.ptp(steps) > 1e-3 and not np.allclose(l0.grid[0], np.linspace(-1, 1, l0.grid.shape[1])), "updated knots"
+    lut = compile_model(src, ContractOptions())
+    assert sum(layer.n_symbolic for layer in lut.layers) == 2
+    proto = export(lut, form="standard")
+    assert any(n.op_type == "ReduceProd" for n in proto.graph.node), "the multiplication node"

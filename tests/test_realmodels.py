@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REALMODEL_NAMES, realmodel_dir
+from conftest import CHECKPOINT_PARAMS, REALMODEL_NAMES, checkpoint_dir, realmodel_dir
 
 from lutkan.artifact import from_bytes, to_bytes
 from lutkan.compiler import compile_model
@@ -21,9 +21,9 @@ pytest.importorskip("kan", reason="reading pykan checkpoints needs the [pykan] e
 from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
 
 
-@pytest.fixture(scope="module", params=REALMODEL_NAMES)
+@pytest.fixture(scope="module", params=CHECKPOINT_PARAMS)
 def real(request):
-    path = realmodel_dir(request.param)
+    path = checkpoint_dir(request, request.param)
     with pytest.warns(UserWarning, match="latest"):
         src = load_source(path)
     x = src.cache_data
@@ -66,7 +66,7 @@ def test_poly_float32_matches_pykan_float64(real, inputs):
     same float32 inputs), on cache_data and far outside the knot domain; every backend agrees. This replaces
     the L=128 table that missed on torward_vlbi_deep (a steep edge needed L=512 for 1e-3)."""
     name, src, _, _ = real
-    path = realmodel_dir(name)
+    path = src.provenance["source"]
     x = (src.cache_data if inputs == "cache_data" else _wide_inputs(src)).astype(np.float32)
     m64 = build_pykan_model(path).double()
     y64 = pykan_forward(m64, x.astype(np.float64))
@@ -111,7 +111,7 @@ def test_quantized_L64_error_is_reported_and_bounded(real, scheme, tmp_path):
     assert_backends_agree(model, x, reference=y, include=BACKENDS, rel=NUMBA_REL.get(name, 1e-5), what=name)
 
 
-def test_symbolic_edges_exact_by_default_tabulated_with_notes():
+def test_symbolic_edges_exact_by_default_tabulated_with_notes(realmodels):
     """Exact by default (stored with their functions, no notes); tabulated on request, with a note per edge."""
     src = load_source(realmodel_dir("mguo_gwp_symbolic"))
     model = compile_model(src, ContractOptions(L=16))
@@ -121,7 +121,7 @@ def test_symbolic_edges_exact_by_default_tabulated_with_notes():
     assert not any(layer.n_symbolic for layer in tab.layers) and sym and any("'sqrt'" in n for n in sym), tab.notes
 
 
-def test_zero_width_rows_noted():
+def test_zero_width_rows_noted(realmodels):
     src = load_source(realmodel_dir("nikita_ids_k2"))
     model = compile_model(src, ContractOptions(L=16))
     assert any("zero-width" in n for n in model.notes), model.notes

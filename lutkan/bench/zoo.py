@@ -153,7 +153,10 @@ def load_checkpoint(name: str, kind: str, path: Path) -> BenchModel:
             bm.x = np.ascontiguousarray(d["X_test"], dtype=np.float32)
             bm.y = np.asarray(d["y_test"])
         n_out = src.width[-1]
-        bm.task = "binary" if n_out == 1 else "multiclass"
+        if bm.y.dtype.kind in "iu":  # class labels; models/featured's float targets are a regression's
+            bm.task = "binary" if n_out == 1 else "multiclass"
+        else:
+            bm.y = None
     elif src.cache_data is not None:
         bm.x = np.ascontiguousarray(src.cache_data, dtype=np.float32)
     bm.info["coef_std"] = [float(np.std(layer.coef)) for layer in src.layers]

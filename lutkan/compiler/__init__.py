@@ -19,7 +19,7 @@ from lutkan.compiler.quantize import quantize
 from lutkan.compiler.sampling import sample_points, tabulate_row
 from lutkan.contract import VALUE_MAX, ContractOptions
 from lutkan.errors import ArtifactError, UnsupportedModelError
-from lutkan.source import SourceLayer, SourceModel
+from lutkan.source import SourceLayer, SourceModel, portable_provenance
 from lutkan.symbolic import symbolic_function
 from lutkan.tables import dequantize
 
@@ -225,7 +225,7 @@ def compile_model(source, options: ContractOptions | None = None, *, progress: b
     layers = []
     for l in tqdm(range(len(src.layers)), desc="compile", unit="layer", disable=not progress):
         layers.append(_compile_layer(src, l, opts, notes, max_bytes))
-    prov = dict(src.provenance)
+    prov = portable_provenance(src.provenance)  # file name, checkpoint id, SHA-256: no build-machine paths
     prov.setdefault("compiled_by", _version())
     try:
         return LUTModel(layers=tuple(layers), contract=opts, base_fun=src.base_fun,

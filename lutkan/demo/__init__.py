@@ -9,12 +9,15 @@ batch) and file sizes -> ``report.md`` with plots, the ``.lutkan`` and ``.onnx``
 Default model: the bundled ``models/breast_cancer`` classifier ([30, 8, 1], 114 labelled test rows).
 ``--model PATH`` runs on your own pykan checkpoint (prefix ``DIR/ID`` or a folder); its inputs are
 ``--data X.npz`` (``X_test`` and optional ``y_test``), else a ``test_data.npz`` beside the checkpoint,
-else the checkpoint's ``cache_data``. Without labels the report shows agreement with pykan (max error,
-sign/argmax agreement) instead of accuracy. F1 is ``lutkan.reporting.f1``: binary F1 of class 1 for a
-one-output model, macro F1 over the classes present in labels or predictions otherwise.
+else the checkpoint's ``cache_data``. ``--task`` (default auto): a classifier (labels are class indices) is
+reported with accuracy, F1 (``lutkan.reporting.f1``: binary F1 of class 1 for a one-output model, macro F1
+otherwise), changed predictions and confusion matrices; a regression model (labels that are other numbers,
+or no labels at all) with RMSE / R² against pykan's outputs and, given targets, against them; both with the
+max output error.
 
 Exit code: 0 when every ONNX output equals the NumPy reference (float32 rounding), 1 when some
-configuration FAILed (it is reported as a FAIL row, the demo carries on), 3 on a lutkan error.
+configuration FAILed (it is reported as a FAIL row, the demo carries on), 2 on a usage error, 3 on a lutkan
+error (the model, its inputs or the settings; printed once).
 
 Modules: ``config`` (settings, inputs and row records), ``inputs`` (model and data resolution),
 ``run`` (the pipeline), ``report`` (results.json, report.md, console), ``plots`` (figures).
@@ -23,9 +26,18 @@ Modules: ``config`` (settings, inputs and row records), ``inputs`` (model and da
 from __future__ import annotations
 
 import argparse
+import os
 
 from lutkan import contract as C
-from lutkan.demo.config import DEFAULT_LS, DEFAULT_MODEL_NAME, DEFAULT_SCHEMES, QUICK_LS, DemoConfig, default_model_path
+from lutkan.demo.config import (
+    DEFAULT_LS,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_SCHEMES,
+    QUICK_LS,
+    TASKS,
+    DemoConfig,
+    default_model_path,
+)
 from lutkan.demo.run import run_demo
 
 
@@ -44,12 +56,40 @@ def _scheme_list(s: str) -> tuple[str, ...]:
     return out
 
 
+def _threads(s: str) -> int:
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+    try:
+        top = max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without sched_getaffinity
+        top = max(1, os.cpu_count() or 1)
+    if not 1 <= n <= top:
+        raise argparse.ArgumentTypeError(f"{n} is out of range: use 1 to {top} (the CPUs available here)")
+    return n
+
+
+def _L(s: str) -> tuple[int, ...]:
+    from lutkan.errors import LutKanError
+
+    Ls = _int_list(s)
+    try:
+        for L in Ls:
+            C.ContractOptions(L=L)
+    except LutKanError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not Ls:
+        raise argparse.ArgumentTypeError("expected at least one L value")
+    return Ls
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     """``lutkan demo`` from parsed arguments: 0 when every check passed, 1 when a configuration FAILed."""
     Ls = a.L if a.L else (QUICK_LS if a.quick else DEFAULT_LS)
     cfg = DemoConfig(model=a.model, out=a.out, Ls=tuple(dict.fromkeys(Ls)), schemes=tuple(dict.fromkeys(a.schemes)),
                      data=a.data, checkpoint_id=a.checkpoint_id, quiet=a.quiet, quick=a.quick, threads=a.threads,
-                     save_all=a.save_all)
+                     save_all=a.save_all, task=a.task)
     res = run_demo(cfg)
     return 0 if res["ok"] else 1
 
@@ -66,13 +106,17 @@ def add_cli(sub) -> None:
                                   "beside the checkpoint, else its cache_data")
     d.add_argument("--checkpoint-id", default=None, help="checkpoint id inside a folder (default: the latest)")
     d.add_argument("--out", default="demo-out", help="output folder (default %(default)s)")
-    d.add_argument("--L", type=_int_list, default=None,
+    d.add_argument("--task", choices=TASKS, default="auto",
+                   help="classification (outputs are logits: accuracy, F1, changed predictions) or regression "
+                        "(outputs are numbers: RMSE / R² vs pykan and the targets); auto (default): classification "
+                        "when the labels are class indices, else regression")
+    d.add_argument("--L", type=_L, default=None,
                    help=f"L values, e.g. 16,32,64,128 (default {','.join(map(str, DEFAULT_LS))}; "
                         f"--quick: {','.join(map(str, QUICK_LS))})")
     d.add_argument("--schemes", type=_scheme_list, default=DEFAULT_SCHEMES,
                    help=f"table schemes (default {','.join(DEFAULT_SCHEMES)})")
     d.add_argument("--quick", action="store_true", help="fewer L values and shorter timings")
-    d.add_argument("--threads", type=int, default=1, help="onnxruntime/torch intra-op threads (default 1)")
+    d.add_argument("--threads", type=_threads, default=1, help="onnxruntime/torch intra-op threads (default 1)")
     d.add_argument("--save-all", action="store_true",
                    help="write .lutkan/.onnx files for every configuration (default: only L=64 int8)")
     d.add_argument("--quiet", action="store_true", help="no progress bar or tables (the summary line remains)")

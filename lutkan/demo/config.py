@@ -41,16 +41,24 @@ class DemoConfig:
     quick: bool = False
     threads: int = 1
     save_all: bool = False
+    task: str = "auto"
+
+
+TASKS = ("auto", "classification", "regression")
+"""``auto``: classification when the labels are class indices of the model's outputs, regression when they are
+other numbers or absent (the outputs are then compared as numbers, not read as logits)."""
 
 
 @dataclass
 class DemoData:
-    """The demo's inputs: float32 rows, integer labels (or None), the number of classes, their origin."""
+    """The demo's inputs: float32 rows, labels (class indices, regression targets (N, O) or None), the number
+    of classes, the task (``classification`` or ``regression``) and their origin."""
 
     x: np.ndarray
     y_true: np.ndarray | None
     n_classes: int
     desc: str
+    task: str = "classification"
 
     @property
     def labelled(self) -> bool:
@@ -89,5 +97,5 @@ class Row:
         return f"L{self.L}_{self.scheme}"
 
 
-__all__ = ["DEFAULT_LS", "DEFAULT_MODEL_NAME", "DEFAULT_SCHEMES", "FORMS", "QUICK_LS", "REL_TOL", "RUNS", "TIMED",
+__all__ = ["DEFAULT_LS", "DEFAULT_MODEL_NAME", "DEFAULT_SCHEMES", "FORMS", "QUICK_LS", "REL_TOL", "RUNS", "TASKS", "TIMED",
            "DemoConfig", "DemoData", "Row", "default_model_path"]

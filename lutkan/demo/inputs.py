@@ -58,12 +58,48 @@ def _load_data(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return np.asarray(f[xk]), (None if yk is None else np.asarray(f[yk]))
 
 
-def load_inputs(source: str, src, data: str | None) -> DemoData:
-    """The demo's inputs for the model ``src`` read from ``source``, checked against its width.
+def _is_class_labels(y: np.ndarray, n_classes: int) -> bool:
+    """Whether ``y`` holds class indices of a model with ``n_classes`` classes (integers in range, one per row)."""
+    if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        return False
+    if y.dtype.kind in "iub":
+        return bool(y.size) and y.min() >= 0 and y.max() < n_classes
+    if y.dtype.kind != "f" or not np.isfinite(y).all():
+        return False
+    return bool(np.all(y == np.round(y))) and y.min() >= 0 and y.max() < n_classes
+
+
+def _task(task: str, y_true: np.ndarray | None, n_classes: int) -> str:
+    """The resolved task of ``--task`` (see ``config.TASKS``)."""
+    if task != "auto":
+        return task
+    if y_true is None:
+        return "regression"
+    return "classification" if _is_class_labels(y_true, n_classes) else "regression"
+
+
+def _labels(y_true: np.ndarray, task: str, n: int, n_out: int, n_classes: int) -> np.ndarray:
+    """Class indices (N,) int64 or regression targets (N, n_out) float64, checked against the rows."""
+    if task == "classification":
+        if not _is_class_labels(y_true, n_classes) or y_true.reshape(-1).shape[0] != n:
+            raise InputError(f"y_test must hold {n} class indices in [0, {n_classes}) for a model with {n_out} "
+                             f"output(s) (got shape {y_true.shape}, dtype {y_true.dtype}); pass --task regression "
+                             f"if they are targets")
+        return y_true.astype(np.int64).reshape(-1)
+    y = np.asarray(y_true, dtype=np.float64)
+    y = y.reshape(-1, 1) if y.ndim == 1 else y
+    if y.shape != (n, n_out):
+        raise InputError(f"y_test has shape {y_true.shape}; regression targets for {n} rows of a model with "
+                         f"{n_out} output(s) must be ({n}, {n_out})" + (f" or ({n},)" if n_out == 1 else ""))
+    return y
+
+
+def load_inputs(source: str, src, data: str | None, task: str = "auto") -> DemoData:
+    """The demo's inputs for the model ``src`` read from ``source``, checked against its width, and the task.
 
     Raises:
         InputError: unreadable data, inputs of the wrong width, an empty batch, labels that do not
-            match the rows or lie outside the model's classes.
+            match the rows or (classification) lie outside the model's classes.
         LutKanError: no inputs at all (no ``--data``, no ``test_data.npz``, no ``cache_data``).
     """
     data_path = _find_test_data(source, data)
@@ -83,13 +119,13 @@ def load_inputs(source: str, src, data: str | None) -> DemoData:
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, n_out = int(x.shape[0]), src.width[-1]
     n_classes = 2 if n_out == 1 else n_out
+    resolved = _task(task, None if y_true is None else np.asarray(y_true), n_classes)
     if y_true is not None:
-        y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
+        y_true = np.asarray(y_true)
         if y_true.shape[0] != n:
             raise InputError(f"y_test has {y_true.shape[0]} labels for {n} input rows")
-        if y_true.min() < 0 or y_true.max() >= n_classes:
-            raise InputError(f"y_test labels must lie in [0, {n_classes}) for a model with {n_out} output(s)")
-    return DemoData(x=x, y_true=y_true, n_classes=n_classes, desc=desc)
+        y_true = _labels(y_true, resolved, n, n_out, n_classes)
+    return DemoData(x=x, y_true=y_true, n_classes=n_classes, desc=desc, task=resolved)
 
 
 __all__ = ["load_inputs", "resolve_model"]

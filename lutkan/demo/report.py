@@ -39,20 +39,36 @@ def _speedup(ref: float | None, v: float | None) -> str:
     return f"{ref / v:.0f}×" if ref / v >= 10 else f"{ref / v:.1f}×"
 
 
-def _acc_header(labelled: bool) -> list[str]:
-    if labelled:
+def table_mode(data: DemoData) -> str:
+    """Which metric columns the tables show: ``labelled`` / ``unlabelled`` classification, ``regression`` /
+    ``regression-targets``."""
+    if data.task == "regression":
+        return "regression-targets" if data.labelled else "regression"
+    return "labelled" if data.labelled else "unlabelled"
+
+
+def _acc_header(labelled: str) -> list[str]:
+    if labelled.startswith("regression"):
+        return (["L", "scheme", "RMSE vs pykan", "R² vs pykan"]
+                + (["RMSE vs targets", "R² vs targets"] if labelled == "regression-targets" else [])
+                + ["max abs err vs pykan", "max abs err / max abs pykan", "ONNX = numpy"])
+    if labelled == "labelled":
         return ["L", "scheme", "accuracy", "F1", "changed preds", "cm Δ", "max abs err vs pykan",
                 "max abs err / max abs pykan", "ONNX = numpy"]
     return ["L", "scheme", "agreement", "changed preds", "max abs err vs pykan", "max abs err / max abs pykan",
             "ONNX = numpy"]
 
 
-def _acc_cells(r: Row, labelled: bool) -> list[str]:
+def _acc_cells(r: Row, labelled: str) -> list[str]:
     ok = "ok" if r.ok else "FAIL"
     m = r.metrics
     if not m:
         return [str(r.L), r.scheme] + [DASH] * (len(_acc_header(labelled)) - 3) + [ok]
-    if labelled:
+    if labelled.startswith("regression"):
+        tgt = [f"{m['rmse']:.4g}", f"{m['r2']:.4f}"] if labelled == "regression-targets" else []
+        return [str(r.L), r.scheme, f"{m['rmse_vs_pykan']:.3g}", f"{m['r2_vs_pykan']:.6f}", *tgt,
+                f"{r.max_abs_err:.3g}", f"{r.max_rel_err:.2e}", ok]
+    if labelled == "labelled":
         return [str(r.L), r.scheme, fmt_pct(m["accuracy"]), f"{m['f1']:.4f}", str(m["changed"]), str(m["cm_diff"]),
                 f"{r.max_abs_err:.3g}", f"{r.max_rel_err:.2e}", ok]
     return [str(r.L), r.scheme, fmt_pct(m["agreement"]), str(m["changed"]), f"{r.max_abs_err:.3g}",
@@ -124,10 +140,10 @@ def _command(cfg: DemoConfig) -> str:
 def build_results(cfg: DemoConfig, *, name: str, source: str, width, data: DemoData, ref_cls: dict, ref_lat: dict,
                   rows: list[Row], primary: Row, plots: list[str], wall: float) -> dict:
     """The results dict written as ``results.json`` (and returned by ``run_demo``)."""
-    ref = {k: v for k, v in ref_cls.items() if k != "pred"}
+    ref = {k: v for k, v in ref_cls.items() if k not in ("pred", "y")}
     return {
         "model": name, "source": source, "width": width, "data": data.desc, "rows": data.n,
-        "labelled": data.labelled,
+        "labelled": data.labelled, "task": data.task,
         "pykan": {**ref, "latency_us": ref_lat, "checkpoint_bytes": _checkpoint_bytes(source)},
         "threads": cfg.threads,
         "configs": [{**asdict(r), "ok": r.ok} for r in rows],
@@ -152,7 +168,8 @@ def _json_default(o):
 
 def _intro_md(res: dict, rows: list[Row]) -> list[str]:
     n_out = res["width"][-1]
-    rule = "logit > 0 → class 1" if n_out == 1 else "argmax of the logits"
+    rule = ("the raw outputs (regression)" if res["task"] == "regression" else
+            "logit > 0 → class 1" if n_out == 1 else "argmax of the logits")
     return [f"# lutkan demo: `{res['model']}`", "",
             f"`{res['command']}` — {len(rows)} configurations in {res['wall_s']:.1f} s on {res['cpu_count']} "
             "CPU(s).", "",
@@ -166,10 +183,15 @@ def _intro_md(res: dict, rows: list[Row]) -> list[str]:
             ""]
 
 
-def _accuracy_md(res: dict, rows: list[Row], ref_cls: dict, labelled: bool, primary: Row) -> list[str]:
+def _accuracy_md(res: dict, rows: list[Row], ref_cls: dict, labelled: str, primary: Row) -> list[str]:
     n_out = res["width"][-1]
     md = ["## Accuracy vs pykan", ""]
-    if labelled:
+    if labelled.startswith("regression"):
+        md += ["Regression: `RMSE vs pykan` and `R² vs pykan` compare the LUT model's outputs with pykan's own "
+               "forward on the same inputs (R² = 1 − SSE/SST over all outputs)"
+               + (f"; pykan itself has RMSE **{ref_cls['rmse']:.4g}** and R² **{ref_cls['r2']:.4f}** against the "
+                  "targets" if labelled == "regression-targets" else "; no targets were given") + ".", ""]
+    elif labelled == "labelled":
         macro = " (macro)" if n_out > 1 else ""
         md += [f"pykan's own forward (torch, float32): accuracy **{fmt_pct(ref_cls['accuracy'])}**, "
                f"F1{macro} **{ref_cls['f1']:.4f}**. `changed preds`: rows whose predicted class differs from "
@@ -180,7 +202,7 @@ def _accuracy_md(res: dict, rows: list[Row], ref_cls: dict, labelled: bool, prim
                f"{'sign of the logit' if n_out == 1 else 'argmax'} as pykan; errors are on the raw model outputs.",
                ""]
     md += [md_table(_acc_header(labelled), [_acc_cells(r, labelled) for r in rows])]
-    if labelled and "cm" in primary.metrics:
+    if labelled == "labelled" and "cm" in primary.metrics:
         md += [f"Confusion matrices (rows: true class, columns: predicted), L={primary.L} {primary.scheme}: "
                f"pykan `{ref_cls['cm'].tolist()}`, LUT `{primary.metrics['cm']}`.", ""]
     fails = [(r, f) for r in rows for f in r.failures]
@@ -229,7 +251,7 @@ def _files_md(res: dict) -> list[str]:
     return md
 
 
-def report_md(res: dict, rows: list[Row], ref_cls: dict, ref_lat: dict, labelled: bool, n: int,
+def report_md(res: dict, rows: list[Row], ref_cls: dict, ref_lat: dict, labelled: str, n: int,
               primary: Row) -> str:
     """The ``report.md`` text: status, accuracy vs pykan, latency, sizes, plots, files, environment."""
     env = ", ".join(f"{k} {val}" for k, val in res["versions"].items())
@@ -243,7 +265,7 @@ def write_files(out: Path, results: dict, rows: list[Row], ref_cls: dict, ref_la
                 primary: Row) -> None:
     """``out/results.json`` and ``out/report.md``."""
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    (out / "report.md").write_text(report_md(results, rows, ref_cls, ref_lat, data.labelled, data.n, primary))
+    (out / "report.md").write_text(report_md(results, rows, ref_cls, ref_lat, table_mode(data), data.n, primary))
 
 
 # ----------------------------------------------------------------------------- console
@@ -256,20 +278,29 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def console_table(rows: list[Row], labelled: bool, n: int) -> str:
-    """The compact per-configuration table printed at the end of a run."""
-    header = (["L", "scheme", "acc", "F1", "Δpred", "cmΔ"] if labelled else ["L", "scheme", "agree", "Δpred"])
+_CONSOLE = {"labelled": ["acc", "F1", "Δpred", "cmΔ"], "unlabelled": ["agree", "Δpred"],
+            "regression": ["R² vs pykan"], "regression-targets": ["R² vs pykan", "RMSE", "R²"]}
+
+
+def _console_metrics(m: dict, labelled: str) -> list[str]:
+    if labelled == "labelled":
+        return [fmt_pct(m["accuracy"]), f"{m['f1']:.4f}", str(m["changed"]), str(m["cm_diff"])]
+    if labelled == "unlabelled":
+        return [fmt_pct(m["agreement"]), str(m["changed"])]
+    return [f"{m['r2_vs_pykan']:.6f}"] + ([f"{m['rmse']:.4g}", f"{m['r2']:.4f}"] if labelled.endswith("targets")
+                                          else [])
+
+
+def console_table(rows: list[Row], labelled: str, n: int) -> str:
+    """The compact per-configuration table printed at the end of a run (``labelled``: ``table_mode``)."""
+    header = ["L", "scheme", *_CONSOLE[labelled]]
     header += ["max|err|", "ONNX=np", "fn b1 µs", "plug b1 µs", f"fn b{n} µs", f"plug b{n} µs", ".lutkan kB",
                "fn.onnx kB"]
     cells = []
     for r in rows:
         m, g = r.metrics, r.latency_us.get
         c = [str(r.L), r.scheme]
-        if not m:
-            c += [DASH] * (4 if labelled else 2)
-        else:
-            c += ([fmt_pct(m["accuracy"]), f"{m['f1']:.4f}", str(m["changed"]), str(m["cm_diff"])] if labelled
-                  else [fmt_pct(m["agreement"]), str(m["changed"])])
+        c += [DASH] * len(_CONSOLE[labelled]) if not m else _console_metrics(m, labelled)
         c += [f"{r.max_abs_err:.3g}", "ok" if r.ok else "FAIL", fmt_us(g("ort-function@1")),
               fmt_us(g("plugin-function@1")), fmt_us(g("ort-function@N")), fmt_us(g("plugin-function@N")),
               fmt_kb(r.sizes.get("lutkan")), fmt_kb(r.sizes.get("function"))]
@@ -283,7 +314,12 @@ def print_summary(cfg: DemoConfig, results: dict, rows: list[Row], ref_cls: dict
     n, n_out = data.n, results["width"][-1]
     if not cfg.quiet:
         print()
-        if data.labelled:
+        if data.task == "regression":
+            fit = (f"RMSE {ref_cls['rmse']:.4g}, R² {ref_cls['r2']:.4f} vs the targets; " if data.labelled
+                   else "no targets; ")
+            print(f"pykan (float): regression, {fit}latency b=1 {fmt_us(ref_lat['pykan@1'])} µs, b={n} "
+                  f"{fmt_us(ref_lat['pykan@N'])} µs (torch, {cfg.threads} thread)")
+        elif data.labelled:
             print(f"pykan (float): accuracy {fmt_pct(ref_cls['accuracy'])}, F1 {ref_cls['f1']:.4f}; latency "
                   f"b=1 {fmt_us(ref_lat['pykan@1'])} µs, b={n} {fmt_us(ref_lat['pykan@N'])} µs (torch, "
                   f"{cfg.threads} thread)")
@@ -291,7 +327,7 @@ def print_summary(cfg: DemoConfig, results: dict, rows: list[Row], ref_cls: dict
             print(f"pykan (float): latency b=1 {fmt_us(ref_lat['pykan@1'])} µs, b={n} {fmt_us(ref_lat['pykan@N'])} "
                   f"µs (torch, {cfg.threads} thread); no labels: agreement = same "
                   f"{'sign' if n_out == 1 else 'argmax'}")
-        print(console_table(rows, data.labelled, n))
+        print(console_table(rows, table_mode(data), n))
         for r in rows:
             for f in r.failures:
                 print(f"FAIL L={r.L} {r.scheme}: {f}")
@@ -300,5 +336,5 @@ def print_summary(cfg: DemoConfig, results: dict, rows: list[Row], ref_cls: dict
     print(f"demo: {len(rows)} configurations in {results['wall_s']:.1f} s; {status}; report {out / 'report.md'}")
 
 
-__all__ = ["build_results", "console_table", "fmt_kb", "fmt_pct", "fmt_us", "print_summary", "report_md",
+__all__ = ["build_results", "console_table", "table_mode", "fmt_kb", "fmt_pct", "fmt_us", "print_summary", "report_md",
            "write_files"]

@@ -55,6 +55,10 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 def _run_demo(cfg: DemoConfig) -> dict:
     t_start = time.perf_counter()
+    # numba before the first timing: lutkan.bench.timing.pinned_threads sets NUMBA_NUM_THREADS in the environment
+    # when numba is not loaded yet and unsets it after, so the next JIT compile (a cold cache: a fresh clone)
+    # found a thread pool of another size and every plugin kernel failed to build
+    import numba  # noqa: F401
     try:
         from lutkan.compiler.pykan import build_pykan_model, load_source, pykan_forward
     except ImportError as e:
@@ -70,8 +74,10 @@ def _run_demo(cfg: DemoConfig) -> dict:
         torch_model = build_pykan_model(source, checkpoint_id=cfg.checkpoint_id)
     for msg in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
         say(f"note: {msg}")
-    data = load_inputs(source, src, cfg.data)
-    say(f"lutkan demo: {name} (width {src.width}), {data.n} input rows from {data.desc}")
+    data = load_inputs(source, src, cfg.data, cfg.task)
+    say(f"lutkan demo: {name} (width {src.width}), {data.n} input rows from {data.desc}; {data.task}"
+        + (" (no labels: outputs compared as numbers; --task classification reads them as logits)"
+           if data.task == "regression" and not data.labelled and cfg.task == "auto" else ""))
     out = _make_out(Path(cfg.out))
 
     # pykan reference: outputs and latency (torch, same thread count as onnxruntime).
@@ -119,10 +125,23 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.nda
     return cm
 
 
+def _regression(y: np.ndarray, target: np.ndarray) -> dict:
+    """RMSE, MAE and R² (1 - SSE/SST over all outputs) of ``y`` against ``target``, over finite entries."""
+    ok = np.isfinite(y) & np.isfinite(target)
+    d, t = (y - target)[ok], target[ok]
+    sst = float(np.sum((t - t.mean()) ** 2)) if t.size else 0.0
+    return {"rmse": float(np.sqrt(np.mean(d ** 2))) if d.size else float("nan"),
+            "mae": float(np.mean(np.abs(d))) if d.size else float("nan"),
+            "r2": 1.0 - float(np.sum(d ** 2)) / sst if sst > 0 else float("nan"), "nonfinite": int((~ok).sum())}
+
+
 def class_metrics(y_out: np.ndarray, data: DemoData) -> dict:
-    """Predictions of the outputs ``y_out``; with labels also accuracy, F1 and the confusion matrix
-    (``lutkan.reporting.predict`` / ``f1``: binary F1 for one output, macro F1 over the classes present
-    otherwise)."""
+    """Classification: predictions of the outputs ``y_out``; with labels also accuracy, F1 and the confusion
+    matrix (``lutkan.reporting.predict`` / ``f1``: binary F1 for one output, macro F1 over the classes present
+    otherwise). Regression: the outputs, with targets also RMSE / MAE / R² against them."""
+    if data.task == "regression":
+        y = np.asarray(y_out, dtype=np.float64)
+        return {"y": y} if data.y_true is None else {"y": y, **_regression(y, data.y_true)}
     pred = predict(y_out)
     if data.y_true is None:
         return {"pred": pred}
@@ -132,7 +151,14 @@ def class_metrics(y_out: np.ndarray, data: DemoData) -> dict:
 
 
 def _compare(lut: dict, ref: dict, y_true) -> dict:
-    """The LUT model's class metrics next to pykan's: changed predictions, agreement, cm difference."""
+    """The LUT model's metrics next to pykan's: changed predictions, agreement, cm difference (classification);
+    RMSE / R² against pykan's outputs, and against the targets when there are any (regression)."""
+    if "y" in lut:
+        vs = _regression(lut["y"], ref["y"])
+        out = {"rmse_vs_pykan": vs["rmse"], "r2_vs_pykan": vs["r2"]}
+        if y_true is not None:
+            out.update(rmse=lut["rmse"], mae=lut["mae"], r2=lut["r2"])
+        return out
     out = {"changed": int((lut["pred"] != ref["pred"]).sum()),
            "agreement": float((lut["pred"] == ref["pred"]).mean())}
     if y_true is not None:
@@ -214,6 +240,8 @@ def _run_config(job: Job, L: int, scheme: str, write_files: bool) -> Row:
         model, y_np = _compile_and_compare(row, job, write_files)
         sessions = _export_and_check(row, job, model, y_np, write_files)
         _time_sessions(row, job, sessions)
+    except LutKanError:  # the model, its inputs or the settings: the same for every configuration (exit 3, once)
+        raise
     except Exception as e:  # noqa: BLE001 - reported, not raised
         row.failures.append(f"{type(e).__name__}: {e}")
     return row

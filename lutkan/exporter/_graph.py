@@ -38,6 +38,7 @@ from lutkan.custom_ops.schema import (
 from lutkan.custom_ops.symbolic_body import build_symbolic_function
 from lutkan.exporter._versions import FORMAT_VERSION, IR_VERSION, PRODUCER_NAME, producer_version
 from lutkan.nodes import NodeStep
+from lutkan.source import portable_provenance
 from lutkan.tables import LayerTables, SymbolicEdges, model_tables
 
 BATCH = "batch"
@@ -218,7 +219,7 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
 
 def _stamp(m: onnx.ModelProto, model: LUTModel, *, form: str) -> None:
     summary = model.summary()
-    prov = _to_json_value(model.provenance)
+    prov = _to_json_value(portable_provenance(model.provenance))
     props = {
         "lutkan.format_version": str(FORMAT_VERSION),
         "lutkan.form": form,
