@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=cmd_inspect)
 
-    for mod in ("lutkan.bench", "lutkan.demo"):
+    for mod in ("lutkan.bench", "lutkan.demo", "lutkan.score"):
         try:
             module = __import__(mod, fromlist=["add_cli"])
         except ImportError:

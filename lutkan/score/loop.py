@@ -1,0 +1,171 @@
+"""``score_file``: score a whole file, in chunks, with constant memory, on an engine; what ``lutkan score`` runs.
+
+The engine yields ``Scored`` results in input order; this module numbers their rows, applies the bad-row
+policy, writes the output (to a hidden temporary file renamed into place at the end, so a failed or
+interrupted run leaves no partial output) and the bad-row report, and drives the progress bar.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lutkan.errors import InputError, LutKanError
+from lutkan.score import formats
+from lutkan.score.badrows import POLICIES, BadRowReport, BadRowsError
+from lutkan.score.columns import describe, resolve_columns
+from lutkan.score.engines import ENGINES, engine_results
+from lutkan.score.formats import UsageError
+from lutkan.score.predictor import DEFAULT_BATCH_SIZE, Predictor
+
+
+@dataclass
+class ScoreStats:
+    """What a run did: row counts, the loop's wall time (model load excluded) and where things went."""
+
+    input: str
+    output: str
+    rows: int
+    scored: int
+    bad_rows: int
+    seconds: float
+    rows_per_s: float
+    backend: str
+    engine: str
+    report: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _output_names(names: str | None, n_outputs: int) -> list[str]:
+    if names is None:
+        return [f"y{j}" for j in range(n_outputs)]
+    out = [s.strip() for s in names.split(",")]
+    if len(out) != n_outputs or not all(out) or len(set(out)) != len(out):
+        raise UsageError(f"--output-names {names!r}: give {n_outputs} distinct non-empty names (the model has "
+                         f"{n_outputs} output{'s' if n_outputs != 1 else ''})")
+    if "row" in out:
+        raise UsageError("--output-names: 'row' is reserved for the input row number column")
+    return out
+
+
+def _check_paths(inp: Path, out: Path, report: Path | None, overwrite: bool) -> None:
+    if out.resolve() == inp.resolve():
+        raise UsageError(f"the output {out} is the input file")
+    for p in (out, report):
+        if p is not None and p.exists() and not overwrite:
+            raise LutKanError(f"{p} exists; pass --overwrite to replace it")
+        if p is not None and not p.parent.is_dir():
+            raise LutKanError(f"cannot write {p}: folder {p.parent} does not exist")
+
+
+def _width_check(source, predictor: Predictor, columns: str | None) -> None:
+    w, n = len(source.columns), predictor.n_inputs
+    if w == n:
+        return
+    hint = (f"; select the model's {n} input columns with --columns (names, 0-based indices or ranges such as 0:{n})"
+            if columns is None else "")
+    raise InputError(f"{source.path}: {describe(source.columns, source.names)} selected, the model expects {n}{hint}")
+
+
+def score_file(model, input, output=None, *, columns: str | None = None, input_format: str | None = None,
+               output_format: str | None = None, header: bool = True, delimiter: str = ",",
+               output_names: str | None = None, on_bad_rows: str = "fail", report=None,
+               batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, backend: str = "auto", engine: str = "single",
+               scheduler: str | None = None, workers: int | None = None, partition_rows: int | None = None,
+               overwrite: bool = False, progress: bool = True, say=None) -> ScoreStats:
+    """Score every row of ``input`` with ``model`` into ``output`` (see ``lutkan score --help``).
+
+    Raises ``UsageError`` for inconsistent options, ``BadRowsError`` for bad rows under ``fail``,
+    ``InputError``/``LutKanError`` for unreadable files and width mismatches.
+    """
+    say = say or (lambda msg: None)
+    if on_bad_rows not in POLICIES:
+        raise UsageError(f"--on-bad-rows {on_bad_rows!r}; choose one of {', '.join(POLICIES)}")
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine != "dask" and (scheduler or workers or partition_rows):
+        raise UsageError("--scheduler, --workers and --partition-rows apply to --engine dask")
+    if scheduler and workers:
+        raise UsageError("--workers sizes the embedded LocalCluster; with --scheduler the cluster has its own workers")
+    fmt_in = formats.detect(str(input), input_format, "input")
+    out = Path(output) if output is not None else formats.default_output(str(input), output_format or fmt_in)
+    fmt_out = formats.detect(str(out), output_format, "output")
+    if fmt_in == "npy" and (not header or delimiter != ","):
+        raise UsageError("--no-header and --delimiter apply to CSV input")
+    source = formats.open_source(str(input), fmt_in, header=header, delimiter=delimiter)
+    source.select(resolve_columns(columns, source.names, source.n_columns))
+    predictor = Predictor(model, batch_size=batch_size, threads=threads, backend=backend).build()
+    _width_check(source, predictor, columns)
+    names = _output_names(output_names, predictor.n_outputs)
+    row_column = on_bad_rows == "skip" and fmt_out != "npy"
+    report_path = None if on_bad_rows == "fail" else Path(report) if report else formats.default_report(str(out))
+    _check_paths(Path(input), out, report_path, overwrite)
+    say(f"scoring {source.path} ({describe(source.columns, source.names)}) with {predictor.backend} "
+        f"[{engine}] -> {out}")
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    writer = formats.open_writer(str(tmp), fmt_out, names, row_column=row_column, delimiter=delimiter)
+    bad = BadRowReport(report_path, source.line_of) if report_path is not None else None
+    ok = False
+    t0 = time.perf_counter()
+    try:
+        with engine_results(engine, source, predictor, batch_size, stop_on_bad=on_bad_rows == "fail",
+                            scheduler=scheduler, workers=workers, part_rows=partition_rows, on_ready=say) as results:
+            rows, scored = _consume(results, source, writer, bad, on_bad_rows, predictor.n_outputs, progress)
+        writer.close()
+        os.replace(tmp, out)
+        ok = True
+    finally:
+        if bad is not None:
+            bad.close()
+        if not ok:
+            writer.abort()
+            tmp.unlink(missing_ok=True)
+            if report_path is not None and bad is not None and bad.count:
+                report_path.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    if bad is not None and report_path.exists() and not bad.count:
+        report_path.unlink()  # an old report (--overwrite) must not outlive a clean run
+    stats = ScoreStats(str(input), str(out), rows, scored, bad.count if bad else 0, seconds,
+                       rows / seconds if seconds > 0 else float("nan"), predictor.backend, engine,
+                       str(report_path) if bad is not None and bad.count else None)
+    if bad is not None and bad.count:
+        say(bad.summary(on_bad_rows))
+    return stats
+
+
+def _consume(results, source, writer, bad, policy: str, n_outputs: int, progress: bool) -> tuple[int, int]:
+    from tqdm import tqdm
+
+    rows = scored = 0
+    bar = tqdm(total=source.n_rows, unit="rows", unit_scale=True, disable=not progress, dynamic_ncols=True,
+               desc=Path(source.path).name, mininterval=0.5)
+    try:
+        for r in results:
+            if r.bad:
+                shifted = [b.shifted(rows) for b in r.bad]
+                if policy == "fail":
+                    raise BadRowsError(source.path, shifted, source.line_of)
+                bad.add(shifted)
+                bar.set_postfix(bad=bad.count, refresh=False)
+            if policy == "nan" and r.good is not None:
+                y = np.full((r.n_rows, n_outputs), np.nan, np.float32)
+                y[r.good] = r.y
+                writer.write(y, None)
+            else:
+                local = np.arange(r.n_rows) if r.good is None else r.good
+                writer.write(r.y, local + rows if writer.row_column else None)
+            rows += r.n_rows
+            scored += r.y.shape[0]
+            bar.update(r.n_rows)
+    finally:
+        bar.close()
+    return rows, scored
+
+
+__all__ = ["ScoreStats", "score_file"]
