@@ -7,7 +7,8 @@ Input rules (one line = one row; this is what lets any process read any part and
 * A line with a number of fields other than the header's is a bad row, and so is a blank line.
 * A selected value must be a number as written by any CSV tool: ``1``, ``-2.5``, ``1e-3``, ``.5``; ``nan``,
   ``inf``, ``-inf`` are numbers (the contract defines their results). An empty value or anything else
-  (``N/A``, `` 1`` with spaces, ``0x10``) makes the row bad. Unselected columns are not checked.
+  (``N/A``, ``1,5``, ``0x10``) makes the row bad; spaces around a number are allowed. Unselected columns
+  are not checked.
 * Quoted fields are unquoted; a quoted field containing a line break is not supported (the line break
   ends the row, which then has the wrong number of fields and is reported).
 
@@ -146,26 +147,37 @@ class CsvSource:
 
     @staticmethod
     def _to_float(col):
-        """(float32 column with nulls where a value is not a number, boolean mask of those values or None)."""
+        """(float32 column, null where a value is empty or not a number; mask of the not-a-number values).
+
+        Decides exactly as pyarrow's CSV float conversion does (the fast path): surrounding whitespace is
+        trimmed, then the text must be what arrow parses as a float32.
+        """
         pa = _pa()
         pc = pa.compute
+        text = pc.utf8_trim_whitespace(col)
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         try:
-            return pc.cast(col, pa.float32()), None
+            return pc.cast(text, pa.float32()), None
         except pa.ArrowInvalid:
             pass
-        ok = pc.fill_null(pc.match_substring_regex(col, _NUMBER), True)
+        ok = pc.fill_null(pc.match_substring_regex(text, _NUMBER), True).to_numpy(zero_copy_only=False).copy()
+        values = text.to_pylist()
+        for r in np.flatnonzero(~ok):  # what the pattern rejects, arrow may still parse (e.g. "nan(1)")
+            try:
+                pc.cast(pa.array([values[r]]), pa.float32())
+                ok[r] = True
+            except pa.ArrowInvalid:
+                pass
         try:
-            vals = pc.cast(pc.if_else(ok, col, pa.scalar(None, pa.string())), pa.float32())
+            vals = pc.cast(pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string())), pa.float32())
         except pa.ArrowInvalid:  # the pattern let through something arrow rejects: decide value by value
-            good = []
-            for s in col.to_pylist():
+            for r in np.flatnonzero(ok):
                 try:
-                    good.append(s is None or pc.cast(pa.array([s]), pa.float32()) is not None)
+                    pc.cast(pa.array([values[r]]), pa.float32())
                 except pa.ArrowInvalid:
-                    good.append(False)
-            ok = pa.array(good)
-            vals = pc.cast(pc.if_else(ok, col, pa.scalar(None, pa.string())), pa.float32())
-        return vals, np.logical_not(ok.to_numpy(zero_copy_only=False))
+                    ok[r] = False
+            vals = pc.cast(pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string())), pa.float32())
+        return vals, ~ok
 
     def _assemble(self, n_ok: int, wanted, cols, invalid, wrong) -> Batch:
         n_rows = n_ok + len(wrong)
@@ -210,8 +222,12 @@ class CsvWriter:
         self.schema = pa.schema(fields)
         self.row_column = row_column
         self.rows = 0
-        self._w = pa.csv.CSVWriter(str(path), self.schema,
-                                   write_options=pa.csv.WriteOptions(delimiter=delimiter, quoting_header="none"))
+        head = io.StringIO()
+        csv.writer(head, delimiter=delimiter, lineterminator="\n").writerow(self.schema.names)
+        self._file = pa.OSFile(str(path), "wb")
+        self._file.write(head.getvalue().encode("utf-8"))  # the header quoted only where needed
+        self._w = pa.csv.CSVWriter(self._file, self.schema,
+                                   write_options=pa.csv.WriteOptions(include_header=False, delimiter=delimiter))
 
     def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
         pa = _pa()
@@ -222,6 +238,7 @@ class CsvWriter:
     def close(self) -> None:
         if self._w is not None:
             self._w.close()
+            self._file.close()
             self._w = None
 
     abort = close

@@ -25,6 +25,9 @@ import numpy as np
 from lutkan.errors import LutKanError
 from lutkan.score.chunks import score_part
 
+CONNECT_TIMEOUT = "20s"
+"""How long ``--scheduler ADDR`` waits for the scheduler before giving up."""
+
 
 def default_workers() -> int:
     try:
@@ -50,7 +53,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
     try:
         if scheduler:
             try:
-                client = distributed.Client(scheduler, timeout="20s")
+                client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as e:
                 raise LutKanError(f"cannot connect to the Dask scheduler at {scheduler!r}: {e}") from None
         else:
