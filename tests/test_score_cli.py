@@ -306,3 +306,28 @@ def test_lutkan_errors_exit_3(data, tmp_path, capsys):
         rc = main(["score", *map(str, args), *([] if "-o" in args else ["-o", str(tmp_path / "y.npy")]), "--quiet"])
         assert rc == EXIT_ERROR, args
         assert needle in capsys.readouterr().err, args
+
+
+def test_csv_row_numbers_across_parse_blocks(data, tmp_path):
+    """Rows far into a chunk of several 1 MiB parse blocks keep their numbers (header or not)."""
+    x = features(30_000, 6, seed=9)
+    paths = write_table(x, tmp_path, "big", ids=False)
+    assert paths["csv"].stat().st_size > 1 << 20
+    lines = paths["csv"].read_text().splitlines()
+    lines[17_001] = "1,2,3,4,5"
+    f = lines[25_001].split(",")
+    lines[25_001] = ",".join(f[:4] + ["x1"] + f[5:])
+    ref = lutkan.evaluate(lutkan.load(data["model"]["lutkan"]), x)
+    keep = np.setdiff1d(np.arange(30_000), [17_000, 25_000])
+    for header in (True, False):
+        p = tmp_path / f"b{header}.csv"
+        p.write_text("\n".join(lines if header else lines[1:]) + "\n")
+        out = tmp_path / f"y{header}.parquet"
+        assert score(data["model"]["lutkan"], p, "-o", out, "--batch-size", 100_000, "--on-bad-rows", "skip",
+                     *([] if header else ["--no-header"])) == EXIT_OK
+        report = (tmp_path / f"y{header}.bad-rows.csv").read_text().splitlines()[1:]
+        first = 2 if header else 1
+        assert report == [f"17000,{17_000 + first},\"5 fields, expected 6\"",
+                          f"25000,{25_000 + first},not a number in column {repr('f4') if header else 4}"]
+        assert np.array_equal(read_rows(out), keep)
+        assert same(read_output(out), ref[keep])

@@ -3,7 +3,7 @@
 ``dask_results`` connects to a scheduler (``--scheduler ADDR``) or starts an embedded ``LocalCluster``
 (``--workers N`` processes of one thread each, default one per usable CPU), submits one task per part
 (``chunks.score_part``: the worker opens the input itself, reads and scores its part with the Predictor,
-built once per worker process) and yields the results in input order, keeping at most ``2 x workers``
+built once per worker process, before the first task) and yields the results in input order, keeping at most ``2 x workers``
 tasks in flight so the client's memory stays bounded. Only scores travel back; the client writes the one
 output file. Workers must see the input and model at the same absolute paths (one machine, or a shared
 file system).
@@ -94,6 +94,7 @@ def dask_results(source, predictor, batch_rows: int, *, part_rows: int, schedule
     """Context manager giving an iterator of one ``Scored`` per part, computed on the cluster, in order."""
     with connect(scheduler, workers) as client:
         n = len(client.scheduler_info().get("workers", {})) or 1
+        client.run(_warm, predictor)  # every worker loads the model now: errors surface before any task runs
         if on_ready is not None:
             on_ready(f"dask: {n} worker{'s' if n != 1 else ''} at {client.scheduler.address}")
         parts = source.plan(part_rows)
@@ -107,6 +108,10 @@ def dask_results(source, predictor, batch_rows: int, *, part_rows: int, schedule
             yield gen
         finally:
             gen.close()  # cancels the tasks still in flight (an early stop: a bad row, an interrupt)
+
+
+def _warm(predictor) -> str:
+    return predictor.build().backend
 
 
 def _read_rows(path: str, start: int, stop: int) -> np.ndarray:

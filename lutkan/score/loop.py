@@ -25,7 +25,12 @@ from lutkan.score.predictor import DEFAULT_BATCH_SIZE, Predictor
 
 @dataclass
 class ScoreStats:
-    """What a run did: row counts, the loop's wall time (model load excluded) and where things went."""
+    """What a run did: row counts, times and where things went.
+
+    ``seconds`` runs from the moment the engine is ready (at once for ``single``; once the Dask cluster is
+    connected) to the closed output; ``total_seconds`` adds the engine's start (a LocalCluster's workers).
+    Loading the model in this process is in neither. ``rows_per_s`` is ``rows / seconds``.
+    """
 
     input: str
     output: str
@@ -33,6 +38,7 @@ class ScoreStats:
     scored: int
     bad_rows: int
     seconds: float
+    total_seconds: float
     rows_per_s: float
     backend: str
     engine: str
@@ -113,11 +119,18 @@ def score_file(model, input, output=None, *, columns: str | None = None, input_f
     bad = BadRowReport(report_path, source.line_of) if report_path is not None else None
     ok = False
     t0 = time.perf_counter()
+    ready = [t0]
+
+    def on_ready(msg: str) -> None:
+        ready[0] = time.perf_counter()
+        say(msg)
+
     try:
         with engine_results(engine, source, predictor, batch_size, stop_on_bad=on_bad_rows == "fail",
-                            scheduler=scheduler, workers=workers, part_rows=partition_rows, on_ready=say) as results:
+                            scheduler=scheduler, workers=workers, part_rows=partition_rows, on_ready=on_ready) as results:
             rows, scored = _consume(results, source, writer, bad, on_bad_rows, predictor.n_outputs, progress)
-        writer.close()
+            writer.close()
+            t1 = time.perf_counter()  # before a LocalCluster's shutdown
         os.replace(tmp, out)
         ok = True
     finally:
@@ -128,10 +141,10 @@ def score_file(model, input, output=None, *, columns: str | None = None, input_f
             tmp.unlink(missing_ok=True)
             if report_path is not None and bad is not None and bad.count:
                 report_path.unlink(missing_ok=True)
-    seconds = time.perf_counter() - t0
+    seconds, total = t1 - ready[0], t1 - t0
     if bad is not None and report_path.exists() and not bad.count:
         report_path.unlink()  # an old report (--overwrite) must not outlive a clean run
-    stats = ScoreStats(str(input), str(out), rows, scored, bad.count if bad else 0, seconds,
+    stats = ScoreStats(str(input), str(out), rows, scored, bad.count if bad else 0, seconds, total,
                        rows / seconds if seconds > 0 else float("nan"), predictor.backend, engine,
                        str(report_path) if bad is not None and bad.count else None)
     if bad is not None and bad.count:
@@ -143,7 +156,8 @@ def _consume(results, source, writer, bad, policy: str, n_outputs: int, progress
     from tqdm import tqdm
 
     rows = scored = 0
-    bar = tqdm(total=source.n_rows, unit="rows", unit_scale=True, disable=not progress, dynamic_ncols=True,
+    total = source.n_rows if source.n_rows is not None else getattr(source, "estimated_rows", None)
+    bar = tqdm(total=total, unit="rows", unit_scale=True, disable=not progress, dynamic_ncols=True,
                desc=Path(source.path).name, mininterval=0.5)
     try:
         for r in results:
@@ -163,6 +177,7 @@ def _consume(results, source, writer, bad, policy: str, n_outputs: int, progress
             rows += r.n_rows
             scored += r.y.shape[0]
             bar.update(r.n_rows)
+        bar.total = rows  # a CSV's total was an estimate
     finally:
         bar.close()
     return rows, scored
