@@ -73,8 +73,9 @@ def _run(lang: str, code: str, cwd: Path, timeout: int = 300) -> None:
     else:
         (cwd / "snippet.py").write_text(code)
         cmd = [sys.executable, "snippet.py"]
-    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"exit {r.returncode}\n--- code\n{code}\n--- stdout\n{r.stdout[-3000:]}\n--- stderr\n{r.stderr[-6000:]}"
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    assert r.returncode == 0, (f"exit {r.returncode}\n--- code\n{code}\n--- stdout\n{r.stdout[-3000:]}\n"
+                               f"--- stderr\n{r.stderr[-6000:]}")
 
 
 def _by_flow_id(table_path: Path) -> np.ndarray:

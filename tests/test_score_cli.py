@@ -88,7 +88,8 @@ def test_column_selection_by_name_index_and_range(data, tmp_path):
     assert score(data["model"]["lutkan"], tmp_path / "mixed.parquet", "-o", tmp_path / "a.npy", "--columns", names) == 0
     assert same(np.load(tmp_path / "a.npy"), data["ref"])
     by_index = ",".join(str(1 + order.index(j)) for j in range(6))
-    assert score(data["model"]["lutkan"], tmp_path / "mixed.parquet", "-o", tmp_path / "b.npy", "--columns", by_index) == 0
+    assert score(data["model"]["lutkan"], tmp_path / "mixed.parquet", "-o", tmp_path / "b.npy",
+                 "--columns", by_index) == 0
     assert same(np.load(tmp_path / "b.npy"), data["ref"])
     # ranges: 0-based stop excluded; a name as the stop is included; negative indices count from the end
     np.save(tmp_path / "wide.npy", np.concatenate([np.zeros((N, 2), np.float32), x, np.ones((N, 1), np.float32)], 1))
@@ -179,7 +180,7 @@ def _expected_x(data) -> np.ndarray:
 
 
 def test_bad_rows_fail_lists_rows_and_leaves_no_output(data, bad_csv, tmp_path, capsys):
-    path, bad = bad_csv
+    path, _ = bad_csv
     out = tmp_path / "y.parquet"
     assert score(data["model"]["lutkan"], path, "-o", out, "--columns", "f0:f5", "--batch-size", 512) == EXIT_ERROR
     err = capsys.readouterr().err

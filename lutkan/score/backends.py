@@ -102,7 +102,7 @@ class OrtBackend:
         else:
             self.session = make_session(path, plugin=False, intra_op_num_threads=threads)
         self._run = run
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        ins = self.session.get_inputs()
         if len(ins) != 1:
             raise LutKanError(f"{path}: expected a model with one input (a lutkan export), found "
                               f"{[i.name for i in ins]}")

@@ -34,7 +34,7 @@ class BadRow:
     row: int
     reason: str
 
-    def shifted(self, offset: int) -> "BadRow":
+    def shifted(self, offset: int) -> BadRow:
         return BadRow(self.row + offset, self.reason)
 
 

@@ -72,16 +72,19 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
         description="Score every row of INPUT with MODEL, in chunks with constant memory, in this process or on "
                     "a Dask cluster; bad rows are reported with their row numbers and never scored.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("model", help="MODEL.lutkan (Numba kernel) or MODEL.onnx (onnxruntime; lutkan plugin for LUTKanEdge nodes)")
+    s.add_argument("model", help="MODEL.lutkan (Numba kernel) or MODEL.onnx (onnxruntime; the lutkan plugin "
+                                 "for LUTKanEdge nodes)")
     s.add_argument("input", help="INPUT.npy, INPUT.csv or INPUT.parquet")
     s.add_argument("-o", "--output", default=None, help="output .npy/.csv/.parquet (default INPUT_STEM.scores.EXT)")
     g = s.add_argument_group("input")
-    g.add_argument("--columns", default=None, metavar="SPEC", help="the model's input columns, in order: names, 0-based "
-                   "indices, START:STOP ranges, comma-separated (default: every column)")
+    g.add_argument("--columns", default=None, metavar="SPEC",
+                   help="the model's input columns, in order: names, 0-based indices, START:STOP ranges, "
+                        "comma-separated (default: every column)")
     g.add_argument("--input-format", choices=FORMATS, default=None, help="override the extension")
     g.add_argument("--no-header", action="store_true", help="CSV: the first line is data (columns by index only)")
     g.add_argument("--delimiter", default=",", help="CSV field delimiter, input and output (default ',')")
-    g.add_argument("--on-bad-rows", choices=POLICIES, default="fail", help="what to do with bad rows (default %(default)s)")
+    g.add_argument("--on-bad-rows", choices=POLICIES, default="fail",
+                   help="what to do with bad rows (default %(default)s)")
     g.add_argument("--bad-rows-report", default=None, metavar="PATH",
                    help="skip/nan: CSV of every bad row (row, line, reason); default OUTPUT_STEM.bad-rows.csv")
     o = s.add_argument_group("output")
@@ -90,7 +93,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    "(default y0, y1, ...)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing output / report")
     c = s.add_argument_group("compute")
-    c.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="rows per chunk (default %(default)s)")
+    c.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+                   help="rows per chunk (default %(default)s)")
     c.add_argument("--threads", type=_positive, default=1, help="compute threads per process (default %(default)s)")
     c.add_argument("--backend", choices=(AUTO,) + BACKENDS, default=AUTO,
                    help="auto: the fastest for the model file (default)")

@@ -241,7 +241,9 @@ class CsvWriter:
 
     def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
         pa = _pa()
-        arrays = ([pa.array(rows, pa.int64())] if self.row_column else []) + [pa.array(y[:, j]) for j in range(y.shape[1])]
+        arrays = [pa.array(y[:, j]) for j in range(y.shape[1])]
+        if self.row_column:
+            arrays.insert(0, pa.array(rows, pa.int64()))
         self._w.write_batch(pa.record_batch(arrays, schema=self.schema))
         self.rows += y.shape[0]
 

@@ -3,10 +3,10 @@
 ``dask_results`` connects to a scheduler (``--scheduler ADDR``) or starts an embedded ``LocalCluster``
 (``--workers N`` processes of one thread each, default one per usable CPU), submits one task per part
 (``chunks.score_part``: the worker opens the input itself, reads and scores its part with the Predictor,
-built once per worker process, before the first task) and yields the results in input order, keeping at most ``2 x workers``
-tasks in flight so the client's memory stays bounded. Only scores travel back; the client writes the one
-output file. Workers must see the input and model at the same absolute paths (one machine, or a shared
-file system).
+built once per worker process, before the first task) and yields the results in input order, keeping at
+most ``2 x workers`` tasks in flight so the client's memory stays bounded. Only scores travel back; the
+client writes the one output file. Workers must see the input and model at the same absolute paths (one
+machine, or a shared file system).
 
 ``read_npy(path, rows_per_block)`` is a ``dask.array`` over a ``.npy`` file whose blocks each worker reads
 from its own memory map (``da.from_array(np.load(..., mmap_mode="r"))`` would pickle the whole array

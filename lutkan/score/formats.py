@@ -81,7 +81,7 @@ def open_writer(path: str, fmt: str, names: list[str], *, row_column: bool, deli
 
 
 def default_output(input_path: str, fmt: str) -> Path:
-    """``DIR/NAME.scores.EXT`` beside the input (EXT of the output format), e.g. flows.parquet -> flows.scores.parquet."""
+    """``DIR/NAME.scores.EXT`` beside the input (EXT: the output format's), flows.parquet -> flows.scores.parquet."""
     p = Path(input_path)
     return p.with_name(f"{p.stem}.scores{_DEFAULT_EXT[fmt]}")
 

@@ -127,7 +127,8 @@ def score_file(model, input, output=None, *, columns: str | None = None, input_f
 
     try:
         with engine_results(engine, source, predictor, batch_size, stop_on_bad=on_bad_rows == "fail",
-                            scheduler=scheduler, workers=workers, part_rows=partition_rows, on_ready=on_ready) as results:
+                            scheduler=scheduler, workers=workers, part_rows=partition_rows,
+                            on_ready=on_ready) as results:
             rows, scored = _consume(results, source, writer, bad, on_bad_rows, predictor.n_outputs, progress)
             writer.close()
             t1 = time.perf_counter()  # before a LocalCluster's shutdown

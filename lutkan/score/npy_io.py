@@ -107,7 +107,7 @@ class NpySource:
 
 
 def _header(rows: int, n_outputs: int) -> bytes:
-    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, n_outputs)
+    d = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {n_outputs}), }}"
     body = d.ljust(_HEADER_BYTES - 10 - 1) + "\n"
     return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
 

@@ -3,8 +3,8 @@
 Input: selected columns must be integer or floating point (others are refused by name and type before any
 row is read); a null in a selected column makes its row bad. Parts are runs of whole row groups of about
 ``part_rows`` rows, read ``batch_rows`` at a time: a row group of up to 4 batches is read whole (faster),
-a larger one is streamed, so memory stays a few batches plus one row group's compressed column chunks. Output: the
-optional ``row`` column, then one float32 column per output, in row groups of at least 64 Ki rows.
+a larger one is streamed, so memory stays a few batches plus one row group's compressed column chunks.
+Output: the optional ``row`` column, then one float32 column per output, in row groups of >= 64 Ki rows.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class ParquetSource:
         try:
             for g in range(part.start, part.stop):
                 if self.group_rows[g] <= _WHOLE_GROUP * batch_rows:  # ~2x faster than streaming it
-                    batches = pf.read_row_group(g, columns=names, use_threads=False).to_batches(max_chunksize=batch_rows)
+                    table = pf.read_row_group(g, columns=names, use_threads=False)
+                    batches = table.to_batches(max_chunksize=batch_rows)
                 else:  # a huge row group: stream it, memory stays a few batches
                     batches = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=names, use_threads=False)
                 for rb in batches:
@@ -126,7 +127,9 @@ class ParquetWriter:
 
     def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
         pa = _pa()
-        arrays = ([pa.array(rows, pa.int64())] if self.row_column else []) + [pa.array(y[:, j]) for j in range(y.shape[1])]
+        arrays = [pa.array(y[:, j]) for j in range(y.shape[1])]
+        if self.row_column:
+            arrays.insert(0, pa.array(rows, pa.int64()))
         self._pending.append(pa.record_batch(arrays, schema=self.schema))
         self._pending_rows += y.shape[0]
         self.rows += y.shape[0]

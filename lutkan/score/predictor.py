@@ -77,7 +77,7 @@ class Predictor:
         """True once this object holds an evaluator (never true right after construction or unpickling)."""
         return self._evaluator is not None
 
-    def build(self) -> "Predictor":
+    def build(self) -> Predictor:
         """Load the model and compile/load its kernel now (otherwise done by the first call)."""
         if self._evaluator is None:
             self._backend, self._evaluator = get_evaluator(self.path, self.requested_backend, self.threads)
