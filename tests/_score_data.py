@@ -51,7 +51,7 @@ def write_table(x: np.ndarray, folder: Path, stem: str, *, row_group_size: int =
 
 
 def read_output(path: Path) -> np.ndarray:
-    """The float columns of a score output (any format) as (N, O) float32 (the ``row`` column dropped)."""
+    """The score columns ``y0``, ``y1``, ... of an output (any format) as (N, O) float32."""
     path = Path(path)
     if path.suffix == ".npy":
         return np.load(path)
@@ -59,7 +59,7 @@ def read_output(path: Path) -> np.ndarray:
     import pyarrow.parquet as pq
 
     t = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
-    cols = [c for c in t.column_names if c != "row"]
+    cols = [c for c in t.column_names if c[:1] == "y" and c[1:].isdigit()]
     return np.stack([t.column(c).to_numpy().astype(np.float32) for c in cols], axis=1)
 
 

@@ -332,3 +332,42 @@ def test_csv_row_numbers_across_parse_blocks(data, tmp_path):
                           f"25000,{25_000 + first},not a number in column {repr('f4') if header else 4}"]
         assert np.array_equal(read_rows(out), keep)
         assert same(read_output(out), ref[keep])
+
+
+def test_keep_copies_id_columns_aligned_with_the_scores(data, bad_csv, tmp_path):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    m = data["model"]["lutkan"]
+    assert score(m, data["parquet"], "-o", tmp_path / "k.parquet", "--columns", "f0:f5", "--keep", "flow_id") == 0
+    t = pq.read_table(tmp_path / "k.parquet")
+    assert t.column_names == ["flow_id", "y0", "y1"] and str(t.schema.field("flow_id").type) == "int64"
+    assert np.array_equal(t.column("flow_id").to_numpy(), np.arange(N) + 1000)
+    assert same(read_output(tmp_path / "k.parquet"), data["ref"])
+    path, bad = bad_csv
+    keep = np.setdiff1d(np.arange(N), sorted(bad))
+    assert score(m, path, "-o", tmp_path / "s.csv", "--columns", "f0:f5", "--keep", "flow_id",
+                 "--on-bad-rows", "skip", "--batch-size", 700) == 0
+    t = pacsv.read_csv(tmp_path / "s.csv", convert_options=pacsv.ConvertOptions(column_types={"flow_id": "string"}))
+    assert t.column_names == ["row", "flow_id", "y0", "y1"]
+    ids = t.column("flow_id").to_pylist()
+    assert np.array_equal(t.column("row").to_numpy(), keep)
+    by_row = dict(zip(keep.tolist(), ids))
+    assert by_row[50] == "not-an-id"  # an unselected column is copied as written
+    assert all(by_row[r] == str(r + 1000) for r in keep if r != 50)
+    assert score(m, path, "-o", tmp_path / "n.parquet", "--columns", "f0:f5", "--keep", "flow_id",
+                 "--on-bad-rows", "nan", "--batch-size", 700) == 0
+    ids = pq.read_table(tmp_path / "n.parquet").column("flow_id").to_pylist()
+    assert len(ids) == N and ids[2] is None and ids[9] == "1009" and ids[2500] is None and ids[2499] == "3499"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("{parquet}", "-o", "y.npy", "--columns", "f0:f5", "--keep", "flow_id"), "--keep copies CSV/Parquet"),
+    (("{npy}", "-o", "y.csv", "--keep", "0"), "--keep copies CSV/Parquet"),
+    (("{parquet}", "-o", "y.csv", "--columns", "f0:f5", "--keep", "flow_id,f3"), "both select"),
+    (("{parquet}", "-o", "y.csv", "--columns", "f0:f5", "--keep", "flow_id", "--output-names", "flow_id,b"), "clash"),
+])
+def test_keep_usage_errors(data, tmp_path, capsys, args, needle):
+    args = [str(a).format(npy=data["npy"], parquet=data["parquet"]) for a in args]
+    assert score(data["model"]["lutkan"], *args) == EXIT_USAGE
+    assert needle in capsys.readouterr().err

@@ -75,7 +75,7 @@ def _bad_csv(data, tmp_path):
 
 def test_bad_rows_same_numbers_on_dask(data, tmp_path, cluster):
     path, bad = _bad_csv(data, tmp_path)
-    kw = dict(columns="f0:f5", on_bad_rows="skip", progress=False)
+    kw = {"columns": "f0:f5", "on_bad_rows": "skip", "progress": False, "keep": "flow_id"}
     score_file(data["model"]["lutkan"], path, tmp_path / "s.csv", **kw)
     score_file(data["model"]["lutkan"], path, tmp_path / "d.csv", engine="dask", scheduler=cluster.scheduler_address,
                partition_rows=2000, **kw)

@@ -34,13 +34,14 @@ class Batch:
     """Rows read from a part: ``x`` the good rows (n_good, width) float32; ``n_rows`` all rows read.
 
     ``good`` holds the local row numbers of ``x``'s rows when some rows were bad (None: every row good);
-    ``bad`` the bad ones.
+    ``bad`` the bad ones; ``extra`` the ``--keep`` columns of all ``n_rows`` rows (a pyarrow Table) or None.
     """
 
     x: np.ndarray
     n_rows: int
     good: np.ndarray | None = None
     bad: list[BadRow] = field(default_factory=list)
+    extra: object = None
 
 
 @dataclass
@@ -51,11 +52,12 @@ class Scored:
     n_rows: int
     good: np.ndarray | None = None
     bad: list[BadRow] = field(default_factory=list)
+    extra: object = None
 
 
 def score_batch(predictor, batch: Batch) -> Scored:
     """Score the good rows of ``batch`` (none -> an empty result)."""
-    return Scored(predictor(batch.x), batch.n_rows, batch.good, batch.bad)
+    return Scored(predictor(batch.x), batch.n_rows, batch.good, batch.bad, batch.extra)
 
 
 def concat(results: list[Scored], n_outputs: int) -> Scored:
@@ -72,7 +74,12 @@ def concat(results: list[Scored], n_outputs: int) -> Scored:
         bads.extend(b.shifted(offset) for b in r.bad)
         offset += r.n_rows
     y = np.concatenate(ys) if ys else np.empty((0, n_outputs), np.float32)
-    return Scored(y, offset, np.concatenate(goods) if any_bad else None, bads)
+    extra = None
+    if results and results[0].extra is not None:
+        import pyarrow as pa
+
+        extra = pa.concat_tables([r.extra for r in results])
+    return Scored(y, offset, np.concatenate(goods) if any_bad else None, bads, extra)
 
 
 def score_part(predictor, source, part: Part, batch_rows: int, stop_on_bad: bool = False) -> Scored:

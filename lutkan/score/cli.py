@@ -14,11 +14,12 @@ bad rows (wrong number of CSV fields, an empty, null or non-numeric value; nan/i
   fail  stop, list the first ones (row, CSV line, reason), leave no output (exit 3)   [default]
   skip  leave them out; CSV/Parquet outputs get a 'row' column; every one goes to the report
   nan   NaN output rows in their place; every one goes to the report
-output: -o PATH, default INPUT_STEM.scores.EXT beside the input; written to a temporary file and renamed
+output: -o PATH, default INPUT_STEM.scores.EXT beside the input: [row] [--keep columns] y0 y1 ... (CSV/Parquet),
+the scores only (.npy); written to a temporary file and renamed
 at the end; an existing file is kept unless --overwrite.
 exit codes: 0 ok, 2 usage error, 3 lutkan error (bad model or input, bad rows under 'fail').
 examples:
-  lutkan score ids78.lutkan flows.parquet -o scores.parquet --columns 0:78
+  lutkan score ids78.lutkan flows.parquet -o scores.parquet --columns f0:f77 --keep flow_id
   lutkan score ids78.onnx flows.csv --on-bad-rows skip --threads 2
   lutkan score ids78.lutkan flows.parquet --engine dask --workers 2
 """
@@ -43,7 +44,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
             print(msg, file=sys.stderr)
 
     try:
-        st = score_file(a.model, a.input, a.output, columns=a.columns, input_format=a.input_format,
+        st = score_file(a.model, a.input, a.output, columns=a.columns, keep=a.keep, input_format=a.input_format,
                         output_format=a.output_format, header=not a.no_header, delimiter=a.delimiter,
                         output_names=a.output_names, on_bad_rows=a.on_bad_rows, report=a.bad_rows_report,
                         batch_size=a.batch_size, threads=a.threads, backend=a.backend, engine=a.engine,
@@ -80,6 +81,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--columns", default=None, metavar="SPEC",
                    help="the model's input columns, in order: names, 0-based indices, START:STOP ranges, "
                         "comma-separated (default: every column)")
+    g.add_argument("--keep", default=None, metavar="SPEC", help="CSV/Parquet: input columns copied to the output "
+                   "before the scores, e.g. an id (same syntax as --columns)")
     g.add_argument("--input-format", choices=FORMATS, default=None, help="override the extension")
     g.add_argument("--no-header", action="store_true", help="CSV: the first line is data (columns by index only)")
     g.add_argument("--delimiter", default=",", help="CSV field delimiter, input and output (default ',')")

@@ -68,6 +68,12 @@ class CsvSource:
         self.names: list[str] | None = [fields[0].lstrip("\ufeff")] + fields[1:] if header else None
         self.n_rows: int | None = None
         self.columns = list(range(self.n_columns))
+        self.keep: list[int] = []
+
+    def keep_fields(self) -> list:
+        """The ``--keep`` columns as pyarrow string fields (copied as written, quotes removed)."""
+        pa = _pa()
+        return [pa.field(self.names[i] if self.names is not None else str(i), pa.string()) for i in self.keep]
 
     def select(self, columns: list[int]) -> None:
         """Set the selection (0-based column indices, already resolved)."""
@@ -126,6 +132,7 @@ class CsvSource:
         pa = _pa()
         names = [f"c{i}" for i in range(self.n_columns)]
         wanted = [names[i] for i in self.columns]
+        kept = [names[i] for i in self.keep]
         wrong: list[tuple[int, int]] = []  # (1-based record in buf, fields)
 
         def on_invalid(row) -> str:
@@ -138,8 +145,10 @@ class CsvSource:
                 read_options=pa.csv.ReadOptions(column_names=names, use_threads=False, block_size=_BLOCK),
                 parse_options=pa.csv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid,
                                                   ignore_empty_lines=False, newlines_in_values=False),
-                convert_options=pa.csv.ConvertOptions(include_columns=wanted, column_types={c: types for c in wanted},
-                                                      null_values=[""], strings_can_be_null=True))
+                convert_options=pa.csv.ConvertOptions(
+                    include_columns=wanted + kept, column_types={**{c: types for c in wanted},
+                                                                 **{c: pa.string() for c in kept}},
+                    null_values=[""], strings_can_be_null=True))
 
         try:
             table = read(pa.float32())
@@ -152,7 +161,20 @@ class CsvSource:
             except pa.ArrowInvalid as e:
                 raise InputError(f"{self.path}: cannot parse the CSV lines at byte {start}: {e}") from None
             cols, invalid = zip(*(self._to_float(table.column(c).combine_chunks()) for c in wanted))
-        return self._assemble(table.num_rows, wanted, cols, invalid, wrong)
+        batch = self._assemble(table.num_rows, wanted, cols, invalid, wrong)
+        if kept:
+            batch.extra = self._extra(table, kept, wrong, batch.n_rows)
+        return batch
+
+    def _extra(self, table, kept: list[str], wrong, n_rows: int):
+        """The kept columns for every line of the batch (null on lines with the wrong number of fields)."""
+        pa = _pa()
+        extra = table.select(kept).rename_columns([f.name for f in self.keep_fields()])
+        if not wrong:
+            return extra
+        idx = np.full(n_rows, -1, np.int64)
+        idx[np.delete(np.arange(n_rows), [n - 1 for n, _ in wrong])] = np.arange(table.num_rows)
+        return extra.take(pa.array(idx, mask=idx < 0))
 
     @staticmethod
     def _to_float(col):
@@ -223,13 +245,11 @@ class CsvSource:
 
 
 class CsvWriter:
-    """Streams outputs to a CSV: optional ``row`` column, then one column per output (shortest float text)."""
+    """Streams outputs to a CSV of ``schema`` (``formats.output_schema``; floats as their shortest text)."""
 
-    def __init__(self, path: str, n_outputs: int, names: list[str], *, row_column: bool = False,
-                 delimiter: str = ","):
+    def __init__(self, path: str, schema, *, row_column: bool = False, delimiter: str = ","):
         pa = _pa()
-        fields = ([pa.field("row", pa.int64())] if row_column else []) + [pa.field(n, pa.float32()) for n in names]
-        self.schema = pa.schema(fields)
+        self.schema = schema
         self.row_column = row_column
         self.rows = 0
         head = io.StringIO()
@@ -239,12 +259,10 @@ class CsvWriter:
         self._w = pa.csv.CSVWriter(self._file, self.schema,
                                    write_options=pa.csv.WriteOptions(include_header=False, delimiter=delimiter))
 
-    def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
-        pa = _pa()
-        arrays = [pa.array(y[:, j]) for j in range(y.shape[1])]
-        if self.row_column:
-            arrays.insert(0, pa.array(rows, pa.int64()))
-        self._w.write_batch(pa.record_batch(arrays, schema=self.schema))
+    def write(self, y: np.ndarray, rows: np.ndarray | None = None, extra=None) -> None:
+        from lutkan.score.formats import output_batch
+
+        self._w.write_batch(output_batch(self.schema, y, rows if self.row_column else None, extra))
         self.rows += y.shape[0]
 
     def close(self) -> None:

@@ -64,20 +64,42 @@ def open_source(path: str, fmt: str, *, header: bool = True, delimiter: str = ",
     return ParquetSource(path)
 
 
-def open_writer(path: str, fmt: str, names: list[str], *, row_column: bool, delimiter: str = ","):
-    """A streaming writer of ``len(names)`` float32 outputs (``write(y, rows)``, ``close``, ``abort``)."""
+def open_writer(path: str, fmt: str, names: list[str], *, row_column: bool, delimiter: str = ",", extra_fields=()):
+    """A streaming writer of ``len(names)`` float32 outputs (``write(y, rows, extra)``, ``close``, ``abort``)."""
     if fmt == "npy":
         from lutkan.score.npy_io import NpyWriter
 
-        return NpyWriter(path, len(names), row_column=row_column)
+        if row_column or extra_fields:
+            raise UsageError("a .npy output holds the scores only (no row or --keep columns)")
+        return NpyWriter(path, len(names))
     _need_pyarrow(fmt)
+    schema = output_schema(names, row_column=row_column, extra_fields=extra_fields)
     if fmt == "csv":
         from lutkan.score.csv_io import CsvWriter
 
-        return CsvWriter(path, len(names), names, row_column=row_column, delimiter=delimiter)
+        return CsvWriter(path, schema, row_column=row_column, delimiter=delimiter)
     from lutkan.score.parquet_io import ParquetWriter
 
-    return ParquetWriter(path, len(names), names, row_column=row_column)
+    return ParquetWriter(path, schema, row_column=row_column)
+
+
+def output_schema(names: list[str], *, row_column: bool, extra_fields=()):
+    """The columns of a CSV/Parquet output: ``row`` (int64, if asked), the ``--keep`` columns, the scores."""
+    import pyarrow as pa
+
+    return pa.schema(([pa.field("row", pa.int64())] if row_column else []) + list(extra_fields)
+                     + [pa.field(n, pa.float32()) for n in names])
+
+
+def output_batch(schema, y, rows, extra):
+    """One pyarrow RecordBatch of ``schema`` from the scores, row numbers and kept columns."""
+    import pyarrow as pa
+
+    arrays = [] if rows is None else [pa.array(rows, pa.int64())]
+    if extra is not None:
+        arrays += [c.combine_chunks() for c in extra.columns]
+    arrays += [pa.array(y[:, j]) for j in range(y.shape[1])]
+    return pa.record_batch(arrays, schema=schema)
 
 
 def default_output(input_path: str, fmt: str) -> Path:
@@ -93,4 +115,4 @@ def default_report(output_path: str) -> Path:
 
 
 __all__ = ["EXTENSIONS", "FORMATS", "UsageError", "default_output", "default_report", "detect", "open_source",
-           "open_writer"]
+           "open_writer", "output_batch", "output_schema"]

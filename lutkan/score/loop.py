@@ -70,6 +70,19 @@ def _check_paths(inp: Path, out: Path, report: Path | None, overwrite: bool) -> 
             raise LutKanError(f"cannot write {p}: folder {p.parent} does not exist")
 
 
+def _select_keep(source, keep: str | None, fmt_in: str, fmt_out: str) -> None:
+    if keep is None:
+        return
+    if fmt_in == "npy" or fmt_out == "npy":
+        raise UsageError("--keep copies CSV/Parquet input columns into a CSV/Parquet output")
+    idx = resolve_columns(keep, source.names, source.n_columns)
+    both = [i for i in idx if i in source.columns]
+    if both:
+        raise UsageError(f"--keep and --columns both select {describe(both, source.names)}; a model input is "
+                         "not copied (keep another column, e.g. an id)")
+    source.keep = idx
+
+
 def _width_check(source, predictor: Predictor, columns: str | None) -> None:
     w, n = len(source.columns), predictor.n_inputs
     if w == n:
@@ -79,7 +92,8 @@ def _width_check(source, predictor: Predictor, columns: str | None) -> None:
     raise InputError(f"{source.path}: {describe(source.columns, source.names)} selected, the model expects {n}{hint}")
 
 
-def score_file(model, input, output=None, *, columns: str | None = None, input_format: str | None = None,
+def score_file(model, input, output=None, *, columns: str | None = None, keep: str | None = None,
+               input_format: str | None = None,
                output_format: str | None = None, header: bool = True, delimiter: str = ",",
                output_names: str | None = None, on_bad_rows: str = "fail", report=None,
                batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, backend: str = "auto", engine: str = "single",
@@ -106,16 +120,23 @@ def score_file(model, input, output=None, *, columns: str | None = None, input_f
         raise UsageError("--no-header and --delimiter apply to CSV input")
     source = formats.open_source(str(input), fmt_in, header=header, delimiter=delimiter)
     source.select(resolve_columns(columns, source.names, source.n_columns))
+    _select_keep(source, keep, fmt_in, fmt_out)
     predictor = Predictor(model, batch_size=batch_size, threads=threads, backend=backend).build()
     _width_check(source, predictor, columns)
     names = _output_names(output_names, predictor.n_outputs)
     row_column = on_bad_rows == "skip" and fmt_out != "npy"
+    extra_fields = source.keep_fields() if source.keep else []
+    clash = {f.name for f in extra_fields} & (set(names) | ({"row"} if row_column else set()))
+    if clash:
+        raise UsageError(f"--keep column(s) {', '.join(sorted(clash))} would clash with an output column; "
+                         "rename the outputs with --output-names")
     report_path = None if on_bad_rows == "fail" else Path(report) if report else formats.default_report(str(out))
     _check_paths(Path(input), out, report_path, overwrite)
     say(f"scoring {source.path} ({describe(source.columns, source.names)}) with {predictor.backend} "
         f"[{engine}] -> {out}")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    writer = formats.open_writer(str(tmp), fmt_out, names, row_column=row_column, delimiter=delimiter)
+    writer = formats.open_writer(str(tmp), fmt_out, names, row_column=row_column, delimiter=delimiter,
+                                 extra_fields=extra_fields)
     bad = BadRowReport(report_path, source.line_of) if report_path is not None else None
     ok = False
     t0 = time.perf_counter()
@@ -171,10 +192,11 @@ def _consume(results, source, writer, bad, policy: str, n_outputs: int, progress
             if policy == "nan" and r.good is not None:
                 y = np.full((r.n_rows, n_outputs), np.nan, np.float32)
                 y[r.good] = r.y
-                writer.write(y, None)
+                writer.write(y, None, r.extra)
             else:
                 local = np.arange(r.n_rows) if r.good is None else r.good
-                writer.write(r.y, local + rows if writer.row_column else None)
+                extra = r.extra if r.extra is None or r.good is None else r.extra.take(r.good)
+                writer.write(r.y, local + rows if writer.row_column else None, extra)
             rows += r.n_rows
             scored += r.y.shape[0]
             bar.update(r.n_rows)

@@ -56,6 +56,7 @@ class NpySource:
         self.n_columns = shape[1]
         self.n_rows: int | None = shape[0]
         self.columns = list(range(self.n_columns))
+        self.keep: list[int] = []
 
     def select(self, columns: list[int]) -> None:
         """Set the selection (0-based column indices, already resolved)."""
@@ -115,9 +116,7 @@ def _header(rows: int, n_outputs: int) -> bytes:
 class NpyWriter:
     """Streams float32 rows to a ``.npy``; ``close`` writes the final shape into the reserved header."""
 
-    def __init__(self, path: str, n_outputs: int, *, row_column: bool = False):
-        if row_column:
-            raise ValueError("a .npy output has no row column")
+    def __init__(self, path: str, n_outputs: int):
         self.path = str(path)
         self.n_outputs = n_outputs
         self.row_column = False
@@ -125,7 +124,7 @@ class NpyWriter:
         self._f = open(self.path, "wb")
         self._f.write(_header(0, n_outputs))
 
-    def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def write(self, y: np.ndarray, rows: np.ndarray | None = None, extra=None) -> None:
         self._f.write(np.ascontiguousarray(y, dtype="<f4").data)
         self.rows += y.shape[0]
 

@@ -49,6 +49,13 @@ class ParquetSource:
         self.group_rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
         self.n_rows: int | None = md.num_rows
         self.columns = list(range(self.n_columns))
+        self.keep: list[int] = []
+
+    def keep_fields(self) -> list:
+        """The ``--keep`` columns as pyarrow fields (their own types)."""
+        pa = _pa()
+        schema = pa.parquet.read_schema(self.path)
+        return [schema.field(i) for i in self.keep]
 
     def select(self, columns: list[int]) -> None:
         """Set the selection; InputError for a selected column that is not numeric."""
@@ -76,16 +83,21 @@ class ParquetSource:
         if part.stop <= part.start:
             return
         names = [self.names[i] for i in self.columns]
+        kept = [self.names[i] for i in self.keep]
         pf = pa.parquet.ParquetFile(self.path)
         try:
             for g in range(part.start, part.stop):
                 if self.group_rows[g] <= _WHOLE_GROUP * batch_rows:  # ~2x faster than streaming it
-                    table = pf.read_row_group(g, columns=names, use_threads=False)
+                    table = pf.read_row_group(g, columns=names + kept, use_threads=False)
                     batches = table.to_batches(max_chunksize=batch_rows)
                 else:  # a huge row group: stream it, memory stays a few batches
-                    batches = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=names, use_threads=False)
+                    batches = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=names + kept,
+                                              use_threads=False)
                 for rb in batches:
-                    yield self._batch(rb, names)
+                    batch = self._batch(rb, names)
+                    if kept:
+                        batch.extra = pa.Table.from_arrays(rb.columns[len(names):], names=kept)
+                    yield batch
         finally:
             pf.close()
 
@@ -113,24 +125,21 @@ class ParquetSource:
 
 
 class ParquetWriter:
-    """Streams outputs to one Parquet file (float32 columns, optional int64 ``row`` column first)."""
+    """Streams outputs to one Parquet file of ``schema`` (``formats.output_schema``)."""
 
-    def __init__(self, path: str, n_outputs: int, names: list[str], *, row_column: bool = False):
+    def __init__(self, path: str, schema, *, row_column: bool = False):
         pa = _pa()
-        fields = ([pa.field("row", pa.int64())] if row_column else []) + [pa.field(n, pa.float32()) for n in names]
-        self.schema = pa.schema(fields)
+        self.schema = schema
         self.row_column = row_column
         self.rows = 0
         self._pending: list = []
         self._pending_rows = 0
         self._w = pa.parquet.ParquetWriter(str(path), self.schema)
 
-    def write(self, y: np.ndarray, rows: np.ndarray | None = None) -> None:
-        pa = _pa()
-        arrays = [pa.array(y[:, j]) for j in range(y.shape[1])]
-        if self.row_column:
-            arrays.insert(0, pa.array(rows, pa.int64()))
-        self._pending.append(pa.record_batch(arrays, schema=self.schema))
+    def write(self, y: np.ndarray, rows: np.ndarray | None = None, extra=None) -> None:
+        from lutkan.score.formats import output_batch
+
+        self._pending.append(output_batch(self.schema, y, rows if self.row_column else None, extra))
         self._pending_rows += y.shape[0]
         self.rows += y.shape[0]
         if self._pending_rows >= _MIN_ROW_GROUP:
