@@ -371,3 +371,26 @@ def test_keep_usage_errors(data, tmp_path, capsys, args, needle):
     args = [str(a).format(npy=data["npy"], parquet=data["parquet"]) for a in args]
     assert score(data["model"]["lutkan"], *args) == EXIT_USAGE
     assert needle in capsys.readouterr().err
+
+
+def test_parquet_folder_is_one_table(data, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(data["parquet"])
+    folder = tmp_path / "flows"
+    (folder / "sub").mkdir(parents=True)
+    pq.write_table(t.slice(0, 1000), folder / "part-0.parquet", row_group_size=300)
+    pq.write_table(t.slice(1000, 1500), folder / "part-1.parquet", row_group_size=5000)
+    pq.write_table(t.slice(2500), folder / "sub" / "part-2.parquet")  # sorted path order: after part-1
+    (folder / "_SUCCESS").write_text("")
+    pq.write_table(t.slice(0, 5), folder / ".hidden.parquet")
+    assert score(data["model"]["lutkan"], folder, "--columns", "f0:f5", "--keep", "flow_id", "--batch-size", 400) == 0
+    out = tmp_path / "flows.scores.parquet"
+    assert same(read_output(out), data["ref"])
+    assert np.array_equal(pq.read_table(out).column("flow_id").to_numpy(), np.arange(N) + 1000)
+    pq.write_table(t.slice(0, 5).drop_columns(["f5"]), folder / "part-3.parquet")
+    assert score(data["model"]["lutkan"], folder, "-o", tmp_path / "y.npy", "--columns", "f0:f5") == EXIT_ERROR
+    assert "columns differ" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert score(data["model"]["lutkan"], tmp_path / "empty", "-o", tmp_path / "y.npy") == EXIT_ERROR
+    assert "without .parquet files" in capsys.readouterr().err

@@ -33,7 +33,13 @@ def data(tmp_path_factory):
     x = features(N, 6, seed=7)
     np.save(d / "x.npy", x)
     tables = write_table(x, d, "flows", row_group_size=1000)  # 12 row groups
-    return {"dir": d, "model": model, "x": x, **tables, "npy": d / "x.npy",
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tables["parquet"])
+    (d / "folder").mkdir()
+    for k, (a, b) in enumerate(((0, 5000), (5000, 5500), (5500, N))):  # a folder of 3 files is one table
+        pq.write_table(t.slice(a, b - a), d / "folder" / f"part-{k}.parquet", row_group_size=2000)
+    return {"dir": d, "model": model, "x": x, **tables, "npy": d / "x.npy", "folder": d / "folder",
             "ref": lutkan.evaluate(lutkan.load(model["lutkan"]), x)}
 
 
@@ -51,7 +57,7 @@ def test_cli_embedded_local_cluster_two_workers(data, tmp_path, capsys):
     assert np.array_equal(read_output(dask), data["ref"], equal_nan=True)
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv", "npy"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "npy", "folder"])
 def test_scheduler_address_every_format(data, tmp_path, cluster, fmt):
     cols = None if fmt == "npy" else "f0:f5"
     single = score_file(data["model"]["lutkan"], data[fmt], tmp_path / "s.npy", columns=cols, progress=False)

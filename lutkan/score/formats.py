@@ -1,12 +1,12 @@
 """File formats: which one a path is, opening its reader or writer, and the default output name.
 
-=========  ===========================  =====================================================
-format     extensions                   needs
-=========  ===========================  =====================================================
-npy        ``.npy``                     numpy (memory-mapped input)
-csv        ``.csv``, ``.txt``           pyarrow (``pip install 'lutkan[scale]'``)
-parquet    ``.parquet``, ``.pq``        pyarrow
-=========  ===========================  =====================================================
+=========  ==================================  ================================================
+format     input / output names                 needs
+=========  ==================================  ================================================
+npy        ``.npy``                            numpy (input memory-mapped)
+csv        ``.csv``, ``.txt``                  pyarrow (``pip install 'lutkan[scale]'``)
+parquet    ``.parquet``, ``.pq``; input folder  pyarrow (a folder: its ``*.parquet`` files, one table)
+=========  ==================================  ================================================
 
 Another extension needs ``--input-format`` / ``--output-format``.
 """
@@ -33,6 +33,8 @@ def detect(path: str, override: str | None, what: str) -> str:
         if override not in FORMATS:
             raise UsageError(f"unknown {what} format {override!r}; choose one of {', '.join(FORMATS)}")
         return override
+    if what == "input" and Path(path).is_dir():
+        return "parquet"  # a folder of Parquet files
     fmt = EXTENSIONS.get(Path(path).suffix.lower())
     if fmt is None:
         raise UsageError(f"cannot tell the format of {what} {path!r} from its extension; use a "
@@ -105,7 +107,8 @@ def output_batch(schema, y, rows, extra):
 def default_output(input_path: str, fmt: str) -> Path:
     """``DIR/NAME.scores.EXT`` beside the input (EXT: the output format's), flows.parquet -> flows.scores.parquet."""
     p = Path(input_path)
-    return p.with_name(f"{p.stem}.scores{_DEFAULT_EXT[fmt]}")
+    stem = p.name if p.is_dir() else p.stem
+    return p.with_name(f"{stem}.scores{_DEFAULT_EXT[fmt]}")
 
 
 def default_report(output_path: str) -> Path:

@@ -1,6 +1,7 @@
 """Parquet input and output (pyarrow).
 
-Input: selected columns must be integer or floating point (others are refused by name and type before any
+Input: a file, or a folder of files with one schema (e.g. what Spark or Dask wrote), read in sorted path
+order as one table. Selected columns must be integer or floating point (others are refused by name and type before any
 row is read); a null in a selected column makes its row bad. Parts are runs of whole row groups of about
 ``part_rows`` rows, read ``batch_rows`` at a time: a row group of up to 4 batches is read whole (faster),
 a larger one is streamed, so memory stays a few batches plus one row group's compressed column chunks.
@@ -8,6 +9,8 @@ Output: the optional ``row`` column, then one float32 column per output, in row 
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -26,36 +29,62 @@ def _pa():
     return pyarrow
 
 
+def dataset_files(path: str) -> list[str]:
+    """The Parquet files of ``path``: itself, or a folder's ``*.parquet`` files (recursively, in sorted path order,
+    skipping names that start with ``.`` or ``_`` such as Spark's ``_SUCCESS``)."""
+    p = Path(path)
+    if not p.is_dir():
+        return [str(p)]
+    files = sorted(str(f) for f in p.rglob("*.parquet")
+                   if f.is_file() and not any(part[:1] in "._" for part in f.relative_to(p).parts))
+    if not files:
+        raise InputError(f"{path}: a folder without .parquet files")
+    return files
+
+
 class ParquetSource:
-    """A Parquet file; picklable (path and selection; the file is opened per part)."""
+    """A Parquet file, or a folder of Parquet files with one schema read as one table in sorted path order.
+
+    Picklable (paths and selection; files are opened per part).
+    """
 
     format = "parquet"
 
     def __init__(self, path: str):
         pa = _pa()
         self.path = str(path)
-        try:
-            pf = pa.parquet.ParquetFile(self.path)
-        except FileNotFoundError:
-            raise InputError(f"input file not found: {self.path}") from None
-        except (OSError, pa.ArrowException) as e:
-            raise InputError(f"cannot read {self.path} as Parquet: {e}") from None
-        schema = pf.schema_arrow
+        self.files = dataset_files(self.path)
+        self.groups: list[tuple[int, int]] = []  # (file, row group) in input order
+        self.group_rows: list[int] = []
+        schema = None
+        for k, f in enumerate(self.files):
+            try:
+                pf = pa.parquet.ParquetFile(f)
+            except FileNotFoundError:
+                raise InputError(f"input file not found: {f}") from None
+            except (OSError, pa.ArrowException) as e:
+                raise InputError(f"cannot read {f} as Parquet: {e}") from None
+            if schema is None:
+                schema = pf.schema_arrow
+            elif not pf.schema_arrow.equals(schema):
+                raise InputError(f"{f}: its columns differ from {self.files[0]}'s; every file of a folder needs "
+                                 f"the same schema")
+            md = pf.metadata
+            self.groups += [(k, g) for g in range(md.num_row_groups)]
+            self.group_rows += [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+            pf.close()
+        self.schema = schema
         self.names: list[str] | None = list(schema.names)
         self.types = [str(t) for t in schema.types]
         self._numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in schema.types]
         self.n_columns = len(self.names)
-        md = pf.metadata
-        self.group_rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
-        self.n_rows: int | None = md.num_rows
+        self.n_rows: int | None = sum(self.group_rows)
         self.columns = list(range(self.n_columns))
         self.keep: list[int] = []
 
     def keep_fields(self) -> list:
         """The ``--keep`` columns as pyarrow fields (their own types)."""
-        pa = _pa()
-        schema = pa.parquet.read_schema(self.path)
-        return [schema.field(i) for i in self.keep]
+        return [self.schema.field(i) for i in self.keep]
 
     def select(self, columns: list[int]) -> None:
         """Set the selection; InputError for a selected column that is not numeric."""
@@ -84,14 +113,20 @@ class ParquetSource:
             return
         names = [self.names[i] for i in self.columns]
         kept = [self.names[i] for i in self.keep]
-        pf = pa.parquet.ParquetFile(self.path)
+        files: dict[int, object] = {}
         try:
             for g in range(part.start, part.stop):
+                k, rg = self.groups[g]
+                if k not in files:
+                    for f in files.values():
+                        f.close()
+                    files = {k: pa.parquet.ParquetFile(self.files[k])}
+                pf = files[k]
                 if self.group_rows[g] <= _WHOLE_GROUP * batch_rows:  # ~2x faster than streaming it
-                    table = pf.read_row_group(g, columns=names + kept, use_threads=False)
+                    table = pf.read_row_group(rg, columns=names + kept, use_threads=False)
                     batches = table.to_batches(max_chunksize=batch_rows)
                 else:  # a huge row group: stream it, memory stays a few batches
-                    batches = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=names + kept,
+                    batches = pf.iter_batches(batch_size=batch_rows, row_groups=[rg], columns=names + kept,
                                               use_threads=False)
                 for rb in batches:
                     batch = self._batch(rb, names)
@@ -99,7 +134,8 @@ class ParquetSource:
                         batch.extra = pa.Table.from_arrays(rb.columns[len(names):], names=kept)
                     yield batch
         finally:
-            pf.close()
+            for f in files.values():
+                f.close()
 
     def _batch(self, rb, names) -> Batch:
         pa = _pa()
