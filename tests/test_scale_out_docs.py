@@ -109,7 +109,7 @@ def test_cli_dask_block(folder):
     d, ref = folder["dir"], folder["ref"]
     lang, code = _block("cli_dask")
     assert SCHEDULER in code
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         _run(lang, code.replace(SCHEDULER, cluster.scheduler_address), d)
     assert np.array_equal(read_output(d / "scores_dask.parquet"), ref)

@@ -21,7 +21,7 @@ N = 12_000
 def cluster():
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as c:
         yield c
 
@@ -104,3 +104,16 @@ def test_unreachable_scheduler_is_a_lutkan_error(data, tmp_path, capsys, monkeyp
                "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"])
     assert rc == EXIT_ERROR
     assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
+
+
+def test_cluster_without_workers_is_a_lutkan_error(data, tmp_path, monkeypatch):
+    import logging
+
+    from lutkan.errors import LutKanError
+
+    monkeypatch.setattr("lutkan.score.dask_engine.CONNECT_TIMEOUT", "2s")
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0", silence_logs=logging.ERROR) as empty:
+        with pytest.raises(LutKanError, match="has no workers"):
+            score_file(data["model"]["lutkan"], data["npy"], tmp_path / "y.npy", engine="dask",
+                       scheduler=empty.scheduler_address, progress=False)
+    assert not (tmp_path / "y.npy").exists()

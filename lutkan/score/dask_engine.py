@@ -58,7 +58,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
                 raise LutKanError(f"cannot connect to the Dask scheduler at {scheduler!r}: {e}") from None
         else:
             cluster = distributed.LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                                               processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
             client = distributed.Client(cluster)
         try:
             yield client
@@ -93,7 +93,11 @@ def dask_results(source, predictor, batch_rows: int, *, part_rows: int, schedule
                  stop_on_bad: bool = False, on_ready=None):
     """Context manager giving an iterator of one ``Scored`` per part, computed on the cluster, in order."""
     with connect(scheduler, workers) as client:
-        n = len(client.scheduler_info().get("workers", {})) or 1
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise LutKanError(f"the Dask cluster at {client.scheduler.address} has no workers") from None
+        n = len(client.scheduler_info().get("workers", {}))
         client.run(_warm, predictor)  # every worker loads the model now: errors surface before any task runs
         if on_ready is not None:
             on_ready(f"dask: {n} worker{'s' if n != 1 else ''} at {client.scheduler.address}")

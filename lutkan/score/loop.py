@@ -92,19 +92,7 @@ def _width_check(source, predictor: Predictor, columns: str | None) -> None:
     raise InputError(f"{source.path}: {describe(source.columns, source.names)} selected, the model expects {n}{hint}")
 
 
-def score_file(model, input, output=None, *, columns: str | None = None, keep: str | None = None,
-               input_format: str | None = None,
-               output_format: str | None = None, header: bool = True, delimiter: str = ",",
-               output_names: str | None = None, on_bad_rows: str = "fail", report=None,
-               batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, backend: str = "auto", engine: str = "single",
-               scheduler: str | None = None, workers: int | None = None, partition_rows: int | None = None,
-               overwrite: bool = False, progress: bool = True, say=None) -> ScoreStats:
-    """Score every row of ``input`` with ``model`` into ``output`` (see ``lutkan score --help``).
-
-    Raises ``UsageError`` for inconsistent options, ``BadRowsError`` for bad rows under ``fail``,
-    ``InputError``/``LutKanError`` for unreadable files and width mismatches.
-    """
-    say = say or (lambda msg: None)
+def _check_options(on_bad_rows: str, engine: str, scheduler, workers, partition_rows) -> None:
     if on_bad_rows not in POLICIES:
         raise UsageError(f"--on-bad-rows {on_bad_rows!r}; choose one of {', '.join(POLICIES)}")
     if engine not in ENGINES:
@@ -113,6 +101,49 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
         raise UsageError("--scheduler, --workers and --partition-rows apply to --engine dask")
     if scheduler and workers:
         raise UsageError("--workers sizes the embedded LocalCluster; with --scheduler the cluster has its own workers")
+
+
+def _extra_fields(source, names: list[str], row_column: bool) -> list:
+    extra = source.keep_fields() if source.keep else []
+    clash = {f.name for f in extra} & (set(names) | ({"row"} if row_column else set()))
+    if clash:
+        raise UsageError(f"--keep column(s) {', '.join(sorted(clash))} would clash with an output column; "
+                         "rename the outputs with --output-names")
+    return extra
+
+
+@dataclass
+class _Job:
+    """Everything ``_run`` needs, checked."""
+
+    source: object
+    predictor: Predictor
+    out: Path
+    fmt_out: str
+    names: list[str]
+    row_column: bool
+    extra_fields: list
+    report: Path | None
+    policy: str
+    delimiter: str
+
+
+def score_file(model, input, output=None, *, columns: str | None = None, keep: str | None = None,
+               input_format: str | None = None, output_format: str | None = None, header: bool = True,
+               delimiter: str = ",", output_names: str | None = None, on_bad_rows: str = "fail", report=None,
+               batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, backend: str = "auto", engine: str = "single",
+               scheduler: str | None = None, workers: int | None = None, partition_rows: int | None = None,
+               overwrite: bool = False, progress: bool = True, say=None) -> ScoreStats:
+    """Score every row of ``input`` with ``model`` into ``output`` (see ``lutkan score --help``).
+
+    With ``engine="dask"`` and no ``scheduler``, a LocalCluster starts worker processes, which import the
+    calling script: call it under ``if __name__ == "__main__":`` there.
+
+    Raises ``UsageError`` for inconsistent options, ``BadRowsError`` for bad rows under ``fail``,
+    ``InputError``/``LutKanError`` for unreadable files and width mismatches.
+    """
+    say = say or (lambda msg: None)
+    _check_options(on_bad_rows, engine, scheduler, workers, partition_rows)
     fmt_in = formats.detect(str(input), input_format, "input")
     out = Path(output) if output is not None else formats.default_output(str(input), output_format or fmt_in)
     fmt_out = formats.detect(str(out), output_format, "output")
@@ -125,19 +156,25 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
     _width_check(source, predictor, columns)
     names = _output_names(output_names, predictor.n_outputs)
     row_column = on_bad_rows == "skip" and fmt_out != "npy"
-    extra_fields = source.keep_fields() if source.keep else []
-    clash = {f.name for f in extra_fields} & (set(names) | ({"row"} if row_column else set()))
-    if clash:
-        raise UsageError(f"--keep column(s) {', '.join(sorted(clash))} would clash with an output column; "
-                         "rename the outputs with --output-names")
     report_path = None if on_bad_rows == "fail" else Path(report) if report else formats.default_report(str(out))
+    job = _Job(source, predictor, out, fmt_out, names, row_column, _extra_fields(source, names, row_column),
+               report_path, on_bad_rows, delimiter)
     _check_paths(Path(input), out, report_path, overwrite)
     say(f"scoring {source.path} ({describe(source.columns, source.names)}) with {predictor.backend} "
         f"[{engine}] -> {out}")
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    writer = formats.open_writer(str(tmp), fmt_out, names, row_column=row_column, delimiter=delimiter,
-                                 extra_fields=extra_fields)
-    bad = BadRowReport(report_path, source.line_of) if report_path is not None else None
+    stats, summary = _run(job, str(input), engine, progress, say, scheduler=scheduler, workers=workers,
+                          part_rows=partition_rows)
+    if summary:
+        say(summary)
+    return stats
+
+
+def _run(job: _Job, input: str, engine: str, progress: bool, say, **engine_opts) -> tuple[ScoreStats, str]:
+    """Write the output to a hidden temporary file, renamed into place only when every row is done."""
+    tmp = job.out.with_name(f".{job.out.name}.partial-{os.getpid()}")
+    writer = formats.open_writer(str(tmp), job.fmt_out, job.names, row_column=job.row_column,
+                                 delimiter=job.delimiter, extra_fields=job.extra_fields)
+    bad = BadRowReport(job.report, job.source.line_of) if job.report is not None else None
     ok = False
     t0 = time.perf_counter()
     ready = [t0]
@@ -147,13 +184,12 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
         say(msg)
 
     try:
-        with engine_results(engine, source, predictor, batch_size, stop_on_bad=on_bad_rows == "fail",
-                            scheduler=scheduler, workers=workers, part_rows=partition_rows,
-                            on_ready=on_ready) as results:
-            rows, scored = _consume(results, source, writer, bad, on_bad_rows, predictor.n_outputs, progress)
+        with engine_results(engine, job.source, job.predictor, job.predictor.batch_size,
+                            stop_on_bad=job.policy == "fail", on_ready=on_ready, **engine_opts) as results:
+            rows, scored = _consume(results, job.source, writer, bad, job.policy, job.predictor.n_outputs, progress)
             writer.close()
             t1 = time.perf_counter()  # before a LocalCluster's shutdown
-        os.replace(tmp, out)
+        os.replace(tmp, job.out)
         ok = True
     finally:
         if bad is not None:
@@ -161,17 +197,16 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
         if not ok:
             writer.abort()
             tmp.unlink(missing_ok=True)
-            if report_path is not None and bad is not None and bad.count:
-                report_path.unlink(missing_ok=True)
+            if bad is not None and bad.count:
+                job.report.unlink(missing_ok=True)
+    n_bad = bad.count if bad is not None else 0
+    if job.report is not None and job.report.exists() and not n_bad:
+        job.report.unlink()  # an old report (--overwrite) must not outlive a clean run
     seconds, total = t1 - ready[0], t1 - t0
-    if bad is not None and report_path.exists() and not bad.count:
-        report_path.unlink()  # an old report (--overwrite) must not outlive a clean run
-    stats = ScoreStats(str(input), str(out), rows, scored, bad.count if bad else 0, seconds, total,
-                       rows / seconds if seconds > 0 else float("nan"), predictor.backend, engine,
-                       str(report_path) if bad is not None and bad.count else None)
-    if bad is not None and bad.count:
-        say(bad.summary(on_bad_rows))
-    return stats
+    stats = ScoreStats(input, str(job.out), rows, scored, n_bad, seconds, total,
+                       rows / seconds if seconds > 0 else float("nan"), job.predictor.backend, engine,
+                       str(job.report) if n_bad else None)
+    return stats, bad.summary(job.policy) if n_bad else ""
 
 
 def _consume(results, source, writer, bad, policy: str, n_outputs: int, progress: bool) -> tuple[int, int]:
