@@ -8,15 +8,16 @@ import sys
 EXIT_OK, EXIT_USAGE = 0, 2
 
 EPILOG = """\
-formats (by extension, or --input-format/--output-format): .npy (memory-mapped), .csv/.txt, .parquet/.pq
+formats (by extension, or --input-format/--output-format): .npy (memory-mapped), .csv/.txt, .parquet/.pq,
+  an input folder of .parquet files (one table)
 columns: --columns f0,f1,f2 | 0,1,2 | 0:78 | dur:bytes (names, 0-based indices, ranges; default: all)
 bad rows (wrong number of CSV fields, an empty, null or non-numeric value; nan/inf are numbers):
   fail  stop, list the first ones (row, CSV line, reason), leave no output (exit 3)   [default]
   skip  leave them out; CSV/Parquet outputs get a 'row' column; every one goes to the report
   nan   NaN output rows in their place; every one goes to the report
-output: -o PATH, default INPUT_STEM.scores.EXT beside the input: [row] [--keep columns] y0 y1 ... (CSV/Parquet),
-the scores only (.npy); written to a temporary file and renamed
-at the end; an existing file is kept unless --overwrite.
+output: -o PATH, default INPUT_STEM.scores.EXT beside the input. CSV/Parquet columns: [row] [--keep columns]
+  y0 y1 ...; .npy: the scores only. Written to a temporary file and renamed at the end; an existing file is
+  kept unless --overwrite.
 exit codes: 0 ok, 2 usage error, 3 lutkan error (bad model or input, bad rows under 'fail').
 examples:
   lutkan score ids78.lutkan flows.parquet -o scores.parquet --columns f0:f77 --keep flow_id
@@ -75,7 +76,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("model", help="MODEL.lutkan (Numba kernel) or MODEL.onnx (onnxruntime; the lutkan plugin "
                                  "for LUTKanEdge nodes)")
-    s.add_argument("input", help="INPUT.npy, INPUT.csv or INPUT.parquet")
+    s.add_argument("input", help="INPUT.npy, INPUT.csv, INPUT.parquet or a folder of .parquet files")
     s.add_argument("-o", "--output", default=None, help="output .npy/.csv/.parquet (default INPUT_STEM.scores.EXT)")
     g = s.add_argument_group("input")
     g.add_argument("--columns", default=None, metavar="SPEC",
