@@ -24,6 +24,7 @@ def test_score_bench_writes_every_file(tmp_path, capsys):
             "dask_1_workers", "dask_2_workers", "rss_parquet_30000"} <= names
     for r in res["rows"]:
         assert r["rows"] > 0 and r["rows_per_s"] > 0 and r["cpu_model"] and "load1_before" in r
+        assert r["others_cpu"] >= 0
     assert all(t["value"] for t in res["targets"]) and len(res["targets"]) == 5
     assert "identical outputs | True | yes" in (out / "report.md").read_text()
     with open(out / "results.csv") as f:

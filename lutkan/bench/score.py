@@ -19,9 +19,11 @@ Every measurement runs in a fresh subprocess (``--child``), in this order:
 
 ``--sections kernel,rss,formats,dask`` runs a subset (e.g. the dask pair again on a quieter machine).
 
-Each row records the 1-minute load average before and after it and the CPU model; ``rows_per_s`` is the
-engine's loop time (``ScoreStats.seconds``: for dask, from the connected cluster on). Writes
-``results.csv``, ``results.json`` and ``report.md`` into ``--out``.
+Each row records the CPU model, the 1-minute load average before and after it, and ``others_cpu``: how many
+CPUs processes outside the measurement used on average while it ran (the machine's busy time from
+``/proc/stat`` minus the measurement's own process tree's CPU time), the honest measure of a shared
+machine's interference. ``rows_per_s`` is the engine's loop time (``ScoreStats.seconds``: for dask, from the
+connected cluster on). Writes ``results.csv``, ``results.json`` and ``report.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO / "models" / "ids78" / "0.0"
 FIELDS = ("name", "format", "engine", "workers", "rows", "seconds", "total_seconds", "rows_per_s", "rss_before_mib",
-          "rss_peak_mib", "load1_before", "load1_after", "repeat", "cpu_model", "note")
+          "rss_peak_mib", "load1_before", "load1_after", "others_cpu", "repeat", "cpu_model", "note")
 
 
 # -- the child: one measurement in a fresh process ------------------------------------------------
@@ -83,18 +85,35 @@ def _child(spec: dict) -> dict:
             "rss_before_mib": before, "rss_peak_mib": _vm("VmHWM")}
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores; /proc/stat)."""
+    v = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+def _own_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # the measurement's process tree, once it has exited
+    return r.ru_utime + r.ru_stime
+
+
 def _measure(spec: dict, name: str, cpu: str, **extra) -> dict:
     load0 = os.getloadavg()[0]
+    busy0, own0, t0 = _busy_seconds(), _own_seconds(), time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "lutkan.bench.score", "--child", json.dumps(spec)], check=False,
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     if r.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{r.stderr[-4000:]}")
+    wall = time.perf_counter() - t0
+    others = max(0.0, (_busy_seconds() - busy0) - (_own_seconds() - own0)) / wall
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    row = {"name": name, "format": Path(spec["input"]).suffix.lstrip("."), "engine": spec.get("engine", "kernel"),
+    row = {"others_cpu": round(others, 2), "name": name, "format": Path(spec["input"]).suffix.lstrip("."), "engine": spec.get("engine", "kernel"),
            "workers": spec.get("workers", ""), "load1_before": round(load0, 2),
            "load1_after": round(os.getloadavg()[0], 2), "cpu_model": cpu, **extra, **res}
     print(f"  {name:<24} {row['format']:<8} {row['engine']:<7} {row['rows']:>10,} rows "
-          f"{row['rows_per_s']:>12,.0f} rows/s  load {row['load1_before']}->{row['load1_after']}", flush=True)
+          f"{row['rows_per_s']:>12,.0f} rows/s  load {row['load1_before']}->{row['load1_after']}  "
+          f"others {others:.2f} CPUs", flush=True)
     return row
 
 
@@ -283,13 +302,16 @@ def _report(res: dict) -> str:
     lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for t in res["targets"]]
     lines += ["", "## Every measurement", "",
               ("`rows/s`: rows over the engine's loop time. RSS: the scoring process (for dask, the client; "
-               "workers are separate processes). Load: 1-minute load average before -> after."), "",
-              "| measurement | format | engine | workers | rows | rows/s | peak RSS MiB | load |",
-              "|---|---|---|---|---|---|---|---|"]
+               "workers are separate processes). Load: 1-minute load average before -> after (it counts this "
+               "benchmark's own processes too). Others: CPUs used by processes outside the measurement, on "
+               "average over it (the machine's busy time from /proc/stat minus the measurement's own CPU time)."),
+              "", "| measurement | format | engine | workers | rows | rows/s | peak RSS MiB | load | others (CPUs) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         rss = f"{r['rss_peak_mib']:.0f}" if r.get("rss_peak_mib") else ""
         lines.append(f"| {r['name']} | {r['format']} | {r['engine']} | {r['workers']} | {r['rows']:,} | "
-                     f"{r['rows_per_s']:,.0f} | {rss} | {r['load1_before']} -> {r['load1_after']} |")
+                     f"{r['rows_per_s']:,.0f} | {rss} | {r['load1_before']} -> {r['load1_after']} | "
+                     f"{r.get('others_cpu', '')} |")
     return "\n".join(lines) + "\n"
 
 
