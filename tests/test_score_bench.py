@@ -16,7 +16,8 @@ def test_score_bench_writes_every_file(tmp_path, capsys):
 
     out = tmp_path / "out"
     assert main(["--out", str(out), "--tmp", str(tmp_path), "--rows", "30000", "--rss-rows", "15000,30000",
-                 "--format-rows", "15000", "--dask-rows", "30000", "--repeats", "1", "--batch-size", "4096"]) == 0
+                 "--format-rows", "15000", "--dask-rows", "30000", "--repeats", "1", "--batch-size", "4096",
+                 "--retries", "0"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["env"]["cpu_model"] and res["env"]["load_avg_start"] and res["env"]["load_avg_end"]
     names = {r["name"] for r in res["rows"]}
@@ -29,5 +30,5 @@ def test_score_bench_writes_every_file(tmp_path, capsys):
     assert "identical outputs | True | yes" in (out / "report.md").read_text()
     with open(out / "results.csv") as f:
         assert f.readline().startswith("# ")  # the environment line
-        assert len(list(csv.DictReader(f))) == len(res["rows"])
+        assert len(list(csv.DictReader(f))) == len(res["rows"]) + len(res["discarded"])
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the generated data is gone
