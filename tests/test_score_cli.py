@@ -394,3 +394,30 @@ def test_parquet_folder_is_one_table(data, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert score(data["model"]["lutkan"], tmp_path / "empty", "-o", tmp_path / "y.npy") == EXIT_ERROR
     assert "without .parquet files" in capsys.readouterr().err
+
+
+def _rss_file_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status RssFile (not Linux)")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_pages_are_released_as_read(tmp_path, order):
+    """Reading a 122 MiB .npy keeps at most a few batches of it resident (C and Fortran order)."""
+    from lutkan.score.npy_io import NpySource
+
+    x = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(500_000, 64),
+                                  fortran_order=order == "F")
+    x[:] = 1.0
+    del x
+    src = NpySource(str(tmp_path / "big.npy"))
+    before, peak, n = _rss_file_mib(), 0.0, 0
+    for part in src.plan(200_000):
+        for b in src.batches(part, 20_000):
+            n += b.n_rows
+            assert b.x.flags.c_contiguous and b.x.dtype == np.float32 and float(b.x.min()) == 1.0
+            peak = max(peak, _rss_file_mib() - before)
+    assert n == 500_000
+    assert peak < 32, f"{peak:.0f} MiB of a 122 MiB file stayed resident"

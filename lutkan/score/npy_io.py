@@ -79,7 +79,7 @@ class NpySource:
         try:
             arr = np.ndarray(self.shape, self.dtype, buffer=mm, offset=self.offset,
                              order="F" if self.fortran else "C")
-            if hasattr(mm, "madvise") and not self.fortran:
+            if hasattr(mm, "madvise"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)
             all_cols = self.columns == list(range(self.n_columns))
             for a in range(part.start, part.stop, batch_rows):
@@ -97,14 +97,21 @@ class NpySource:
                 pass
 
     def _release(self, mm: mmap.mmap, a: int, b: int) -> None:
-        """Drop the pages of rows [a, b) from this process (C order only: rows are contiguous)."""
-        if self.fortran or not hasattr(mm, "madvise"):
+        """Drop the pages of rows [a, b) from this process: one byte range in C order, one per column in
+        Fortran order (a page shared with row b is kept)."""
+        if not hasattr(mm, "madvise"):
             return
-        row_bytes = self.shape[1] * self.dtype.itemsize
-        lo = (self.offset + a * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        hi = (self.offset + b * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE  # keep the page shared with row b
-        if hi > lo:
-            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        n, w = self.shape
+        size = self.dtype.itemsize
+        if self.fortran:
+            ranges = [(j * n + a, j * n + b) for j in range(w)]
+        else:
+            ranges = [(a * w, b * w)]
+        for lo_item, hi_item in ranges:
+            lo = (self.offset + lo_item * size) // mmap.PAGESIZE * mmap.PAGESIZE
+            hi = (self.offset + hi_item * size) // mmap.PAGESIZE * mmap.PAGESIZE
+            if hi > lo:
+                mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def _header(rows: int, n_outputs: int) -> bytes:
