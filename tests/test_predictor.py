@@ -40,17 +40,39 @@ def test_lutkan_predictor_is_the_evaluator_bit_for_bit(models, x):
     assert np.array_equal(p(x[:1]), ref[:1], equal_nan=True)
 
 
-@pytest.mark.parametrize("form, backend, plugin", [("function", "ort-plugin", True), ("custom", "ort-plugin", True),
-                                                   ("standard", "ort", False)])
+@pytest.mark.parametrize("form, backend, plugin", [("function", "ort-native", "native"),
+                                                   ("custom", "ort-native", "native"), ("standard", "ort", False)])
 def test_onnx_predictor_is_the_session(models, x, form, backend, plugin):
-    from lutkan.runtime_ext import make_session, run
+    from lutkan.runtime_ext import make_session, native_available, run
 
+    assert native_available(), "the native op library was not built (conftest builds it in a checkout)"
     p = lutkan.Predictor(models[form], batch_size=999, threads=2)
     assert p.backend == backend and choose_backend(str(models[form])) == backend
     sess = make_session(str(models[form]), plugin=plugin)
     assert np.array_equal(p(x), run(sess, x), equal_nan=True)
     ref = lutkan.evaluate(lutkan.load(models["lutkan"]), x)
     np.testing.assert_allclose(p(x), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("form", ["function", "custom"])
+def test_pyop_when_the_native_op_is_missing(models, x, form, monkeypatch):
+    """Without the native library the choice falls back to the PyOp (same kernel: identical scores), and says why."""
+    import lutkan.runtime_ext as rt
+
+    native = lutkan.Predictor(models[form], batch_size=999)(x)
+    monkeypatch.setattr(rt, "native_available", lambda: False)
+    monkeypatch.setattr(rt, "native_unavailable_reason", lambda: "the native LUTKanEdge library is not available: test")
+    assert choose_backend(str(models[form])) == "ort-pyop"
+    assert "PyOp" in backends.describe("ort-pyop") and "not available: test" in backends.describe("ort-pyop")
+    p = lutkan.Predictor(models[form], batch_size=999, backend="ort-pyop", threads=2)
+    assert p.backend == "ort-pyop"
+    assert np.array_equal(p(x), native, equal_nan=True)
+
+
+def test_auto_and_named_backend_share_the_evaluator(models):
+    auto = lutkan.Predictor(models["function"]).build()
+    named = lutkan.Predictor(models["function"], backend=auto.backend).build()
+    assert named._evaluator is auto._evaluator
 
 
 def test_backend_choice_and_overrides(models, x, tmp_path):

@@ -43,7 +43,8 @@ def test_help_lists_score(capsys):
     with pytest.raises(SystemExit):
         main(["score", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--columns", "--on-bad-rows", "--engine", "--scheduler", "--workers", "--threads", "exit codes"):
+    for flag in ("--columns", "--on-bad-rows", "--engine", "--scheduler", "--workers", "--threads", "exit codes",
+                 "ort-native", "ort-pyop"):
         assert flag in text
 
 
@@ -73,6 +74,14 @@ def test_onnx_models(data, tmp_path, form):
     assert score(data["model"][form], data["npy"], "-o", out) == EXIT_OK
     sess = make_session(str(data["model"][form]), plugin=form != "standard")
     assert same(read_output(out), run(sess, data["x"]))
+
+
+@pytest.mark.parametrize("form, backend", [("lutkan", "numba"), ("function", "ort-native"), ("custom", "ort-native"),
+                                           ("standard", "ort")])
+def test_backend_choice_is_printed_once(data, tmp_path, capsys, form, backend):
+    assert main(["score", str(data["model"][form]), str(data["npy"]), "-o", str(tmp_path / "y.npy")]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("backend: ") == 1 and f"backend: {backend} (" in err, err
 
 
 def test_column_selection_by_name_index_and_range(data, tmp_path):

@@ -50,6 +50,7 @@ def test_cli_embedded_local_cluster_two_workers(data, tmp_path, capsys):
     assert main([*args, "-o", str(dask), "--engine", "dask", "--workers", "2", "--partition-rows", "2500"]) == EXIT_OK
     err = capsys.readouterr().err
     assert "dask: 2 workers" in err and "dask)" in err
+    assert err.count("backend: ") == 1 and "backend: numba (" in err and "1 thread per worker" in err
     import pyarrow.parquet as pq
 
     assert pq.read_table(dask).schema.equals(pq.read_table(single).schema)

@@ -18,6 +18,13 @@ bad rows (wrong number of CSV fields, an empty, null or non-numeric value; nan/i
 output: -o PATH, default INPUT_STEM.scores.EXT beside the input. CSV/Parquet columns: [row] [--keep columns]
   y0 y1 ...; .npy: the scores only. Written to a temporary file and renamed at the end; an existing file is
   kept unless --overwrite.
+backend (--backend auto, the default, picks the fastest available here and prints it once):
+  .lutkan                              numba       the fused Numba network kernel
+  .onnx with lutkan nodes (custom or   ort-native  onnxruntime with lutkan's native op (same kernel, from C)
+    function form)                     ort-pyop    the onnxruntime-extensions PyOp, when the native op library
+                                                   is not available (the line printed says why)
+  other .onnx (standard form)          ort         plain onnxruntime
+  --engine dask: every worker runs the backend chosen here (by name).
 exit codes: 0 ok, 2 usage error, 3 lutkan error (bad model or input, bad rows under 'fail').
 examples:
   lutkan score ids78.lutkan flows.parquet -o scores.parquet --columns f0:f77 --keep flow_id
@@ -56,8 +63,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
         print(f"lutkan score: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     bad = f", {st.bad_rows:,} bad ({'left out' if a.on_bad_rows == 'skip' else 'NaN'})" if st.bad_rows else ""
-    say(f"wrote {st.output}: {st.rows:,} rows{bad} in {st.seconds:.2f} s ({st.rows_per_s:,.0f} rows/s, "
-        f"{st.backend}, {st.engine})")
+    say(f"wrote {st.output}: {st.rows:,} rows{bad} in {st.seconds:.2f} s ({st.rows_per_s:,.0f} rows/s, {st.engine})")
     return EXIT_OK
 
 
@@ -74,8 +80,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
         description="Score every row of INPUT with MODEL, in chunks with constant memory, in this process or on "
                     "a Dask cluster; bad rows are reported with their row numbers and never scored.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("model", help="MODEL.lutkan (Numba kernel) or MODEL.onnx (onnxruntime; the lutkan plugin "
-                                 "for LUTKanEdge nodes)")
+    s.add_argument("model", help="MODEL.lutkan (Numba kernel) or MODEL.onnx (onnxruntime; lutkan's native op for "
+                                 "LUTKanEdge nodes)")
     s.add_argument("input", help="INPUT.npy, INPUT.csv, INPUT.parquet or a folder of .parquet files")
     s.add_argument("-o", "--output", default=None, help="output .npy/.csv/.parquet (default INPUT_STEM.scores.EXT)")
     g = s.add_argument_group("input")
@@ -101,7 +107,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="rows per chunk (default %(default)s)")
     c.add_argument("--threads", type=_positive, default=1, help="compute threads per process (default %(default)s)")
     c.add_argument("--backend", choices=(AUTO,) + BACKENDS, default=AUTO,
-                   help="auto: the fastest for the model file (default)")
+                   help="auto (default): the fastest available for the model file: numba for .lutkan; for .onnx "
+                   "ort-native, else ort-pyop, or ort without lutkan nodes (see below)")
     c.add_argument("--engine", choices=ENGINES, default="single", help="single: this process (default); dask: a "
                    "Dask cluster (an embedded LocalCluster unless --scheduler)")
     c.add_argument("--scheduler", default=None, metavar="ADDR", help="dask: scheduler address, e.g. tcp://host:8786")

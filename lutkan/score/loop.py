@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lutkan.errors import InputError, LutKanError
-from lutkan.score import formats
+from lutkan.score import backends, formats
 from lutkan.score.badrows import POLICIES, BadRowReport, BadRowsError
 from lutkan.score.columns import describe, resolve_columns
 from lutkan.score.engines import ENGINES, engine_results
@@ -152,7 +152,9 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
     source = formats.open_source(str(input), fmt_in, header=header, delimiter=delimiter)
     source.select(resolve_columns(columns, source.names, source.n_columns))
     _select_keep(source, keep, fmt_in, fmt_out)
-    predictor = Predictor(model, batch_size=batch_size, threads=threads, backend=backend).build()
+    chosen = Predictor(model, batch_size=batch_size, threads=threads, backend=backend).build().backend
+    # the backend chosen here, by name: every Dask worker runs the same one (and this process shares the evaluator)
+    predictor = Predictor(model, batch_size=batch_size, threads=threads, backend=chosen).build()
     _width_check(source, predictor, columns)
     names = _output_names(output_names, predictor.n_outputs)
     row_column = on_bad_rows == "skip" and fmt_out != "npy"
@@ -160,8 +162,9 @@ def score_file(model, input, output=None, *, columns: str | None = None, keep: s
     job = _Job(source, predictor, out, fmt_out, names, row_column, _extra_fields(source, names, row_column),
                report_path, on_bad_rows, delimiter)
     _check_paths(Path(input), out, report_path, overwrite)
-    say(f"scoring {source.path} ({describe(source.columns, source.names)}) with {predictor.backend} "
-        f"[{engine}] -> {out}")
+    say(f"scoring {source.path} ({describe(source.columns, source.names)}) [{engine}] -> {out}")
+    say(f"backend: {backends.describe(chosen)}, {threads} thread{'s' if threads != 1 else ''}"
+        f"{' per worker' if engine == 'dask' else ''}")
     stats, summary = _run(job, str(input), engine, progress, say, scheduler=scheduler, workers=workers,
                           part_rows=partition_rows)
     if summary:

@@ -35,11 +35,11 @@ class Predictor:
             working directory differs find the same file; it must be readable where the Predictor runs).
         batch_size: rows per evaluator call; bounds the working memory of a call (inputs of any length
             are scored in slices of this many rows; results are identical for every batch size).
-        threads: compute threads: ``.lutkan`` row blocks run concurrently on the nogil Numba kernel;
-            ``.onnx`` with LUTKanEdge nodes: the plugin's ``kernel_threads``; plain ``.onnx``:
-            onnxruntime's ``intra_op_num_threads``.
-        backend: ``"auto"`` (the fastest available: ``backends.choose_backend``) or one of
-            ``numba``, ``ort-plugin``, ``ort``.
+        threads: compute threads: ``.lutkan``: row blocks run concurrently on the nogil Numba kernel
+            (``NumbaEvaluator(threads=)``); ``.onnx`` with lutkan nodes: the native op's intra-op pool (the
+            PyOp's ``kernel_threads``); plain ``.onnx``: onnxruntime's ``intra_op_num_threads``.
+        backend: ``"auto"`` (the fastest available here: ``backends.choose_backend``) or one of
+            ``numba``, ``ort-native``, ``ort-pyop``, ``ort``.
 
     Raises (on the first call, where the model is built): ``LutKanError`` for a missing or invalid model
     file, ``InputError`` for inputs of the wrong shape or dtype (see ``check_input``).
