@@ -22,11 +22,12 @@ def test_score_bench_writes_every_file(tmp_path, capsys):
     assert res["env"]["cpu_model"] and res["env"]["load_avg_start"] and res["env"]["load_avg_end"]
     names = {r["name"] for r in res["rows"]}
     assert {"kernel_30000", "single_30000", "rss_15000", "rss_30000", "format_npy", "format_csv", "format_parquet",
-            "dask_1_workers", "dask_2_workers", "rss_parquet_30000"} <= names
+            "backend_lutkan", "backend_onnx", "dask_1_workers", "dask_2_workers", "rss_parquet_30000"} <= names
     for r in res["rows"]:
         assert r["rows"] > 0 and r["rows_per_s"] > 0 and r["cpu_model"] and "load1_before" in r
         assert r["others_cpu"] >= 0
-    assert all(t["value"] for t in res["targets"]) and len(res["targets"]) == 5
+    assert all(t["value"] for t in res["targets"]) and len(res["targets"]) == 6
+    assert {r["backend"] for r in res["rows"] if r["name"] == "backend_onnx"} <= {"ort-native", "ort-pyop"}
     assert "identical outputs | True | yes" in (out / "report.md").read_text()
     with open(out / "results.csv") as f:
         assert f.readline().startswith("# ")  # the environment line

@@ -14,10 +14,12 @@ Every measurement runs in a fresh subprocess (``--child``), in this order:
 2. **peak RSS** of ``score_file`` at ``--rss-rows`` (default 1 M and 10 M): VmHWM after resetting it once
    the model is loaded (``/proc/self/clear_refs``), and the resident size before the loop.
 3. **formats x engines** at ``--format-rows`` (1 M): npy / CSV / Parquet, single and dask (2 workers).
-4. **dask scaling** on one Parquet file of ``--dask-rows`` (4 M): LocalCluster with 1 and with 2 workers
+4. **backends** at ``--format-rows`` (1 M, ``.npy``): the ``.lutkan`` (``numba``) against its custom-form
+   ``.onnx`` export (``auto``: ``ort-native``, the native onnxruntime op), alternating: the backend choice.
+5. **dask scaling** on one Parquet file of ``--dask-rows`` (4 M): LocalCluster with 1 and with 2 workers
    (alternating), then the single-process peak RSS on that file (vs the ``--format-rows`` Parquet file's).
 
-``--sections kernel,rss,formats,dask`` runs a subset (e.g. the dask pair again on a quieter machine).
+``--sections kernel,rss,formats,backends,dask`` runs a subset (e.g. the dask pair again on a quieter machine).
 
 Each row records the CPU model, the 1-minute load average before and after it, and ``others_cpu``: how many
 CPUs processes outside the measurement used on average while it ran (the machine's busy time from
@@ -44,9 +46,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO / "models" / "ids78" / "0.0"
-FIELDS = ("name", "format", "engine", "workers", "rows", "seconds", "total_seconds", "rows_per_s", "rss_before_mib",
-          "rss_peak_mib", "load1_before", "load1_after", "others_cpu", "repeat", "attempt", "discarded", "cpu_model",
-          "note")
+FIELDS = ("name", "format", "engine", "backend", "workers", "rows", "seconds", "total_seconds", "rows_per_s",
+          "rss_before_mib", "rss_peak_mib", "load1_before", "load1_after", "others_cpu", "repeat", "attempt", "discarded",
+          "cpu_model", "note")
 
 
 # -- the child: one measurement in a fresh process ------------------------------------------------
@@ -70,7 +72,7 @@ def _child(spec: dict) -> dict:
         for a in range(0, len(x), b):
             ev(x[a:a + b])
         sec = time.perf_counter() - t
-        return {"rows": len(x), "seconds": sec, "total_seconds": sec, "rows_per_s": len(x) / sec}
+        return {"rows": len(x), "seconds": sec, "total_seconds": sec, "rows_per_s": len(x) / sec, "backend": "numba"}
     from lutkan.score import Predictor, score_file
 
     Predictor(spec["model"], batch_size=spec["batch_size"]).build()  # model + JIT cache: not part of the loop
@@ -83,7 +85,7 @@ def _child(spec: dict) -> dict:
                     batch_size=spec["batch_size"], engine=spec["engine"], workers=spec.get("workers"),
                     partition_rows=spec.get("partition_rows"), overwrite=True, progress=False)
     return {"rows": st.rows, "seconds": st.seconds, "total_seconds": st.total_seconds, "rows_per_s": st.rows_per_s,
-            "rss_before_mib": before, "rss_peak_mib": _vm("VmHWM")}
+            "rss_before_mib": before, "rss_peak_mib": _vm("VmHWM"), "backend": st.backend}
 
 
 def _busy_seconds() -> float:
@@ -167,7 +169,7 @@ def _tables(src: Path, rows: int, folder: Path, row_group: int, formats=("parque
 
 
 # -- the study -------------------------------------------------------------------------------------------
-SECTIONS = ("kernel", "rss", "formats", "dask")
+SECTIONS = ("kernel", "rss", "formats", "backends", "dask")
 
 
 def run(a: argparse.Namespace) -> dict:
@@ -208,21 +210,23 @@ def _section_kernel(ctx) -> None:
 
 def _section_rss(ctx) -> None:
     """Peak RSS of the single-process loop at each of --rss-rows (.npy)."""
-    a, tmp = ctx["a"], ctx["tmp"]
+    a = ctx["a"]
     for n in a.rss_rows:
-        path = ctx["big"] if n == a.rows else tmp / f"x{n}.npy"
-        if not path.exists():
-            np.save(path, np.load(ctx["big"], mmap_mode="r")[:n])
-        ctx["rows"].append(_measure(dict(ctx["single"], input=str(path)), f"rss_{n}", ctx))
+        ctx["rows"].append(_measure(dict(ctx["single"], input=str(_head(ctx, n))), f"rss_{n}", ctx))
+
+
+def _head(ctx, n: int) -> Path:
+    """A .npy of the big file's first ``n`` rows (the big file itself for all of them), written once."""
+    path = ctx["big"] if n == ctx["a"].rows else ctx["tmp"] / f"x{n}.npy"
+    if not path.exists():
+        np.save(path, np.load(ctx["big"], mmap_mode="r")[:n])
+    return path
 
 
 def _section_formats(ctx) -> None:
     """npy / CSV / Parquet x single / dask (2 workers) at --format-rows; all outputs must be identical."""
     a, tmp = ctx["a"], ctx["tmp"]
-    small = tmp / f"x{a.format_rows}.npy"
-    if not small.exists():
-        np.save(small, np.load(ctx["big"], mmap_mode="r")[:a.format_rows])
-    files = {"npy": small, **_tables(ctx["big"], a.format_rows, tmp, _row_group(a))}
+    files = {"npy": _head(ctx, a.format_rows), **_tables(ctx["big"], a.format_rows, tmp, _row_group(a))}
     for fmt, path in files.items():
         for engine in ("single", "dask"):
             dask = dict(workers=2, partition_rows=_parts(a.format_rows)) if engine == "dask" else {}
@@ -231,6 +235,26 @@ def _section_formats(ctx) -> None:
             ctx["rows"].append(_measure(spec, f"format_{fmt}", ctx))
     outs = [np.load(tmp / f"y_{fmt}_{e}.npy") for fmt in files for e in ("single", "dask")]
     ctx["same"]["formats_engines"] = all(np.array_equal(outs[0], y, equal_nan=True) for y in outs[1:])
+
+
+def _section_backends(ctx) -> None:
+    """The backend choice: the .lutkan (``numba``) against its custom-form .onnx export (``auto``: ``ort-native``,
+    the native onnxruntime op, where it is built) on the --format-rows .npy, single process, alternating;
+    the outputs must be identical."""
+    import lutkan
+    from lutkan.exporter import save_onnx
+
+    a, tmp = ctx["a"], ctx["tmp"]
+    onnx_path = tmp / "ids78_custom.onnx"
+    save_onnx(lutkan.export(lutkan.load(ctx["base"]["model"]), form="custom"), onnx_path)
+    models = {"lutkan": ctx["base"]["model"], "onnx": str(onnx_path)}
+    for r in range(a.repeats):
+        for kind in (("lutkan", "onnx") if r % 2 == 0 else ("onnx", "lutkan")):
+            spec = dict(ctx["single"], model=models[kind], input=str(_head(ctx, a.format_rows)),
+                        output=str(tmp / f"y_backend_{kind}.npy"))
+            ctx["rows"].append(_measure(spec, f"backend_{kind}", ctx, repeat=r))
+    ctx["same"]["backends"] = bool(np.array_equal(np.load(tmp / "y_backend_lutkan.npy"),
+                                                  np.load(tmp / "y_backend_onnx.npy"), equal_nan=True))
 
 
 def _section_dask(ctx) -> None:
@@ -294,6 +318,13 @@ def _targets(rows: list[dict], a, same: dict) -> list[dict]:
     if "formats_engines" in same:
         out.append({"target": "npy / CSV / Parquet x single / dask: identical outputs",
                     "value": str(same["formats_engines"]), "met": bool(same["formats_engines"])})
+    if "backends" in same:
+        lk, ox = _median(rows, "backend_lutkan"), _median(rows, "backend_onnx")
+        onnx_backend = next(r["backend"] for r in rows if r["name"] == "backend_onnx")
+        out.append({"target": f"backend choice: a .lutkan on numba >= its custom .onnx on {onnx_backend} (medians), "
+                              "identical outputs",
+                    "value": f"{lk:,.0f} vs {ox:,.0f} rows/s = {lk / ox:.2f}x; outputs identical: {same['backends']}",
+                    "met": bool(lk >= ox and same["backends"])})
     return out
 
 
@@ -324,11 +355,12 @@ def _report(res: dict) -> str:
                f"A measurement during which others used more than {res['max_others']} CPUs was measured again, "
                f"up to {res['retries']} more times, keeping the last attempt whatever its figure "
                f"({len(res['discarded'])} attempts discarded in all; they are in results.csv/json, marked)."),
-              "", "| measurement | format | engine | workers | rows | rows/s | peak RSS MiB | load | others (CPUs) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "", "| measurement | format | engine | backend | workers | rows | rows/s | peak RSS MiB | load | others (CPUs) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         rss = f"{r['rss_peak_mib']:.0f}" if r.get("rss_peak_mib") else ""
-        lines.append(f"| {r['name']} | {r['format']} | {r['engine']} | {r['workers']} | {r['rows']:,} | "
+        lines.append(f"| {r['name']} | {r['format']} | {r['engine']} | {r.get('backend', '')} | {r['workers']} | "
+                     f"{r['rows']:,} | "
                      f"{r['rows_per_s']:,.0f} | {rss} | {r['load1_before']} -> {r['load1_after']} | "
                      f"{r.get('others_cpu', '')} |")
     return "\n".join(lines) + "\n"
