@@ -142,8 +142,8 @@ def test_random_models_with_repeated_knots(src, opts, xseed):
 @pytest.mark.parametrize("interp,scheme", [("linear", "int8"), ("poly", "float32")])
 @pytest.mark.parametrize("runtime", ["ort", "onnxref"])
 def test_row_chunks_equal_one_pass(interp, scheme, runtime):
-    """Past ``max_rows()`` rows the body runs a Scan over row chunks (bounded memory): every row, the padded
-    tail included, equals the reference, at, just past and well past the chunk size, and for one row."""
+    """Past ``max_rows()`` rows the body runs a Scan over row chunks of max_rows() // 8 rows (bounded memory): every
+    row, the padded tail included, equals the reference, at, just past and well past the limit, and for one row."""
     from dataclasses import replace
 
     from lutkan.exporter.standard_form import standard_model
@@ -151,12 +151,12 @@ def test_row_chunks_equal_one_pass(interp, scheme, runtime):
     model = random_model((6, 5, 2), ContractOptions(L=8, scheme=scheme, interp=interp), G=3, k=2, seed=5)
     spec = body_spec(model)
     per_row = 6 * 5 * (spec.degree + 1 if interp == "poly" else 2)  # the largest layer: 6 inputs x 5 outputs
-    small = replace(spec, chunk_floats=7 * per_row)  # 7 rows per chunk
+    small = replace(spec, chunk_floats=24 * per_row)  # one pass up to 24 rows, else chunks of 3 rows
     x = adversarial_inputs(model, 61, seed=6)
     ref = NumpyEvaluator(model)(x)
     for build in (function_model, standard_model):
         proto = build(model, small)
         onnx.checker.check_model(proto, full_check=True)
         run = onnx_runner(proto, runtime)
-        for n in (1, 7, 8, 14, 61):  # one pass; exactly one chunk; 2 chunks (1 padded row); 2 full; 9 chunks
+        for n in (1, 24, 25, 30, 61):  # one pass; the largest one pass; 9 chunks (2 padded rows); 10 full; 21
             assert_outputs_close(run(x[:n]), ref[:n], rel=REL, what=f"{build.__name__} {runtime} at {n} rows")

@@ -3,8 +3,9 @@
 Every case (each table scheme and contract option, interp=poly, a model with symbolic edges and a
 multiplication node, a G=100 model whose segment search has >= 64 rows) is exported in the ``function`` and
 ``standard`` forms, passed through a tool (none, onnxslim, onnxsim, onnxoptimizer, ``onnx.inliner``), checked
-by ``onnx.checker`` and run in onnxruntime, ``onnx.reference`` and tract (tract reads no model-local functions:
-the standard form and any inlined file). ``--opset N`` files run in onnxruntime; metadata holds no path of
+by ``onnx.checker`` and run in onnxruntime, ``onnx.reference`` and tract (tract reads no model-local functions
+and translates at most one ``If`` per model: the standard form, not an ``onnx.inliner`` copy of the function
+form, whose layers each chunk rows behind an ``If``; a test keeps that limitation documented). ``--opset N`` files run in onnxruntime; metadata holds no path of
 the build machine. The oldest onnxruntime pyproject allows: tests/test_onnxruntime_oldest.py.
 """
 
@@ -96,9 +97,60 @@ def test_toolchain_then_runtimes_equal_numpy(compiled, case, form, tool, tmp_pat
     if form == "function" and tool not in ("onnx.inliner",):
         assert proto.functions, f"{tool} dropped the model-local functions"
     runners = {"ort": onnx_runner(proto, "ort"), "onnx.reference": onnx_runner(proto, "onnxref")}
-    if not proto.functions:  # tract reads no model-local functions: the standard form and inlined files
+    if not proto.functions and _count_ifs(proto.graph) <= 1:  # what tract reads (see the module docstring)
         runners["tract"] = tract_runner(proto, tmp_path)
     assert_backends_agree(model, x, runners=runners, rel=1e-5, what=f"{case} {form} after {tool}")
+
+
+def _count_ifs(graph: onnx.GraphProto) -> int:
+    return sum((n.op_type == "If") + sum(_count_ifs(g) for a in n.attribute for g in ([a.g] if a.g.name else []) +
+                                         list(a.graphs)) for n in graph.node)
+
+
+def test_standard_form_has_one_if_and_tract_refuses_two(compiled, tmp_path):
+    """docs/deploy.md sends tract users to the standard form: it has one ``If``, whereas tract (0.23) cannot
+    translate a model with two (the inlined function form has one per layer). If tract learns to, this fails:
+    then run tract on inlined function files too and update the guide."""
+    model, x = compiled("int8")
+    assert _count_ifs(export(model, form="standard").graph) == 1
+    inlined = inliner.inline_local_functions(export(model, form="function"))
+    assert _count_ifs(inlined.graph) == len(model.layers) >= 2
+    with pytest.raises(tract.TractError, match="Duplicate node name: If"):
+        tract_runner(inlined, tmp_path)(x)
+
+
+def test_tract_runs_batches_up_to_rows_per_pass(compiled, tmp_path):
+    """Past ``lutkan.rows_per_pass`` rows the standard form runs its Scan inside the ``If``, which tract
+    evaluates without the graph's symbols: an error (never a wrong output), as docs/deploy.md says; up to that
+    batch tract equals the reference, and onnxruntime runs every batch."""
+    from dataclasses import replace
+
+    from lutkan.exporter.function_form import body_spec
+    from lutkan.exporter.standard_form import standard_model
+
+    model, x = compiled("int8")
+    proto = standard_model(model, replace(body_spec(model), chunk_floats=1))  # R = 1 row
+    assert {p.key: p.value for p in proto.metadata_props}["lutkan.rows_per_pass"] == "1"
+    run = tract_runner(proto, tmp_path)
+    assert_backends_agree(model, x[:1], runners={"tract": run, "ort": onnx_runner(proto, "ort")}, rel=1e-5)
+    assert_backends_agree(model, x, runners={"ort": onnx_runner(proto, "ort")}, rel=1e-5)
+    with pytest.raises(tract.TractError):
+        run(x[:3])
+
+
+def test_openvino_runs_the_standard_form_at_every_batch(compiled, tmp_path):
+    """OpenVINO runs the standard form, its row-chunk Scan included (R = 1 row here), at f32 as the guide says."""
+    ov = pytest.importorskip("openvino")
+    from dataclasses import replace
+
+    from lutkan.exporter.function_form import body_spec
+    from lutkan.exporter.standard_form import standard_model
+
+    model, x = compiled("symbolic-mult-pruned")
+    path = tmp_path / "model.onnx"
+    onnx.save(standard_model(model, replace(body_spec(model), chunk_floats=1)), path)
+    net = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert_backends_agree(model, x, runners={"openvino": lambda v: np.asarray(net(v)[0])}, rel=1e-5)
 
 
 def test_function_form_is_loadable_after_slimming_every_scheme(compiled):

@@ -204,7 +204,11 @@ def cmd_export(a) -> int:
     if not is_onnx_path(out):
         say(a, f"note: {out} does not end in .onnx")
     model = load_or_compile(a.model, a, "export")
-    proto = export(model, form=a.form)
+    inline = a.opset is not None and a.form == "function"  # the standard form is the function form inlined
+    proto = export(model, form="standard" if inline else a.form)
+    if inline:
+        say(a, f"note: --opset {a.opset}: written as the standard form (the function bodies inlined, one row-chunk "
+               f"If for the model), which every opset can express")
     if a.opset is not None:
         from lutkan.exporter.opset import convert_opset
 

@@ -26,7 +26,7 @@ session is created)::
     poly:           u = Clip((x_c - t_k)*s_k, 0, 1);  Y = MatMul(Bernstein(u), Gather(values, rows))
     out of domain (x_s != x_c): zero row/block (oob=zero), boundary line/polynomial (extrapolate)
     NaN input: its NaN row/block (NaN on the active edges only); Y += MatMul(base(x_f), BaseWeight)
-    rows: If(N > max_rows(), then: a Scan over row chunks of at most max_rows() rows, else: one pass), so that
+    rows: If(N > max_rows(), then: a Scan over row chunks of max_rows() // 8 rows, else: one pass), so that
           no per-call tensor exceeds CHUNK_ELEMENTS floats at any batch size
 
 The special rows replace elementwise ``Where`` on (N, I, O) tensors: the zero row gives exactly 0, the NaN
@@ -76,7 +76,8 @@ class BodySpec:
     """What one LUTKanEdge body is specialized for (global to a model).
 
     ``n_steps``: binary-search depth (2**n_steps >= K of every layer); ``degree``: Bernstein degree L-1 of
-    ``poly`` tables (0 otherwise); ``chunk_floats``: most floats one row chunk may gather (``CHUNK_ELEMENTS``).
+    ``poly`` tables (0 otherwise); ``chunk_floats``: most floats one row chunk may gather (``CHUNK_ELEMENTS``),
+    or None for a body without row chunks (the ``standard`` form chunks the whole network once instead).
     """
 
     interp: str
@@ -86,7 +87,7 @@ class BodySpec:
     scheme: str
     n_steps: int
     degree: int = 0
-    chunk_floats: int = CHUNK_ELEMENTS
+    chunk_floats: int | None = CHUNK_ELEMENTS
 
     def __post_init__(self) -> None:
         for name, legal in (("interp", INTERPS), ("boundary", BOUNDARIES), ("oob", OOB_POLICIES),
@@ -143,7 +144,7 @@ class _Body:
 
     def rows(self, X, per_call):
         """``per_call`` on every row of ``X`` with peak memory O(N*I) at any batch: a batch of at most
-        ``max_rows()`` rows in one pass, a larger one in a ``Scan`` over chunks of at most that many rows; one
+        ``max_rows()`` rows in one pass, a larger one in a ``Scan`` over chunks of an eighth of that; one
         ``If`` chooses (three nodes of overhead for a small batch)."""
         op = self.op
         cap = self.max_rows()
@@ -162,15 +163,18 @@ class _Body:
         return op.If(more, then_branch=branches["chunks"], else_branch=branches["one_pass"], _outputs=["Y"])
 
     def chunked(self, X, per_call, cap):
-        """``per_call`` over row chunks of ``X`` with a ``Scan``: ceil(N / cap) chunks of ceil(N / count) rows
-        (padding < count rows, sliced off); zero chunks for an empty ``X``."""
+        """``per_call`` over row chunks of ``X`` with a ``Scan``: ceil(N / C) chunks of C = max(1, cap // 8) rows
+        (the padding of the last one, < C rows, sliced off: at most 1/8 of the work when N > cap). Every
+        division is by this constant, so symbolic-shape runtimes (tract) can analyse the graph."""
         op, d = self.op, self.d
-        n = op.Slice(op.Shape(X), [0], [1], _outputs=["rest_rows"])
-        count = op.Div(op.Sub(op.Add(n, cap), 1), cap, _outputs=["chunk_count"])
-        rows = op.Div(op.Sub(op.Add(n, op.Max(count, [1])), 1), op.Max(count, [1]), _outputs=["chunk_rows"])
-        pad = op.Sub(op.Mul(count, rows), n)
-        xp = op.Pad(X, op.Concat([0, 0], pad, [0], axis=0), 0.0, _outputs=["x_padded"])
-        xs = op.Reshape(xp, op.Concat(count, rows, op.Slice(op.Shape(X), [1], [2]), axis=0), _outputs=["x_chunks"])
+        n = op.Shape(X, start=0, end=1, _outputs=["rows_all"])
+        rows = op.Max(op.Div(cap, 8), [1], _outputs=["chunk_rows"])
+        count = op.Div(op.Sub(op.Add(n, rows), 1), rows, _outputs=["chunk_count"])
+        total = op.Squeeze(op.Mul(count, rows), _outputs=["rows_padded"])
+        last = op.Squeeze(op.Sub(n, 1), _outputs=["row_last"])
+        # padded by repeating the last row (sliced off below): a Gather, not Pad, whose pads tract needs concrete
+        xp = op.Gather(X, op.Min(op.Range(0, total, 1), last), axis=0, _outputs=["x_padded"])
+        xs = op.Reshape(xp, op.Concat(count, rows, op.Shape(X, start=1, end=2), axis=0), _outputs=["x_chunks"])
         body = _trace_graph(lambda o, x: per_call(o, x, "chunk"), [_value("x_chunk", _F)], [_value("y_chunk", _F)],
                             opset_imports={"": TARGET_OPSET}, parent=op.builder, name="rows")
         ys = op.Scan(xs, body=body, num_scan_inputs=1, _outputs=["y_chunks"])
@@ -366,7 +370,7 @@ def build_function(spec: BodySpec, L: int) -> onnx.FunctionProto:
             o.builder.pop_module()
             return y
 
-        return b.rows(X, per_call)
+        return b.rows(X, per_call) if spec.chunk_floats else per_call(op, X, "all")
 
     types = {"X": _F, "Table": _TABLE_TYPES[spec.scheme]}
     inputs = [_value(n, types.get(n, _F)) for n in spec.formals]

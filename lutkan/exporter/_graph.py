@@ -36,6 +36,7 @@ from lutkan.custom_ops.schema import (
     symbolic_op_edges,
 )
 from lutkan.custom_ops.symbolic_body import build_symbolic_function
+from lutkan.exporter._rows import chunk_rows, floats_per_row, rows_per_pass, strip_symbolic_dims
 from lutkan.exporter._versions import FORMAT_VERSION, IR_VERSION, PRODUCER_NAME, producer_version
 from lutkan.nodes import NodeStep
 from lutkan.source import portable_provenance
@@ -161,9 +162,11 @@ def _value(name: str, width: int, doc: str = "") -> onnx.ValueInfoProto:
 
 
 def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_imports: Sequence[onnx.OperatorSetIdProto],
-                functions: Sequence[onnx.FunctionProto] = (), symbolic_as_op: bool = False) -> onnx.ModelProto:
+                functions: Sequence[onnx.FunctionProto] = (), symbolic_as_op: bool = False,
+                chunk_floats: int | None = None) -> onnx.ModelProto:
     """Assemble, shape-infer and stamp the model graph around the form's ``edge_nodes`` (symbolic edges as
-    ``KanSymbolic`` nodes when ``symbolic_as_op``, else inlined standard ops)."""
+    ``KanSymbolic`` nodes when ``symbolic_as_op``, else inlined standard ops). With ``chunk_floats``, the whole
+    network runs on row chunks that gather at most that many floats (``lutkan.exporter._rows``)."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     infos: list[onnx.ValueInfoProto] = []
@@ -199,6 +202,11 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
         if out != OUTPUT_NAME:
             infos.append(_value(out, layer.n_nodes))
         h = out
+    if chunk_floats:
+        degree = model.contract.L - 1 if model.contract.interp == "poly" else 0
+        rows = rows_per_pass(floats_per_row(tables_all, poly_degree=degree), chunk_floats)
+        nodes, row_inits = chunk_rows(nodes, INPUT_NAME, OUTPUT_NAME, model.n_inputs, model.n_outputs, rows)
+        inits += row_inits
     c = model.contract
     x_doc = (f"float32 (batch, {model.n_inputs}) model input; any float value is legal: NaN poisons the outputs "
              f"of the edges it feeds, +-inf is evaluated at +-FLT_MAX (docs/contract.md)")
@@ -214,7 +222,11 @@ def build_model(model: LUTModel, *, form: str, edge_nodes: EdgeNodes, opset_impo
                           producer_name=PRODUCER_NAME, producer_version=producer_version(),
                           doc_string=f"lutkan export, form={form}")
     _stamp(m, model, form=form)
-    return onnx.shape_inference.infer_shapes(m, data_prop=True)
+    if chunk_floats:  # the batch beyond which the standard form runs its Scan (tract: the largest batch per run)
+        m.metadata_props.add(key="lutkan.rows_per_pass", value=str(rows))
+    m = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    strip_symbolic_dims(m.graph, values=bool(chunk_floats))
+    return m
 
 
 def _stamp(m: onnx.ModelProto, model: LUTModel, *, form: str) -> None:
