@@ -1,6 +1,6 @@
 """``python -m lutkan.bench.score``: throughput and memory of ``lutkan score`` against issue 16's targets.
 
-    python -m lutkan.bench.score --out score-bench            # ~5 min on 2 cores, ~5 GB of temporary data
+    python -m lutkan.bench.score --out score-bench            # ~3 min on 2 cores, ~5 GB of temporary data
     python -m lutkan.bench.score --out /tmp/sb --quick        # the same measurements on 10x smaller files
 
 Model: ``models/ids78/0.0`` compiled with default options. Data: rows drawn from its ``test_data.npz``
