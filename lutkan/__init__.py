@@ -12,6 +12,7 @@ when exporting or running ONNX)::
     lutkan.save(model, "m.lutkan"); model = lutkan.load("m.lutkan")
     y = lutkan.evaluate(model, x, backend="numba")
     onnx_model = lutkan.export(model, form="function")
+    pred = lutkan.Predictor("m.lutkan", batch_size=65536, threads=1)   # picklable; numpy in, numpy out
 """
 
 from __future__ import annotations
@@ -53,7 +54,17 @@ def export(model: LUTModel, form: str = "function", **options):
     return _export(model, form=form, **options)
 
 
+def __getattr__(name: str):
+    """Lazy exports: ``Predictor`` loads ``lutkan.score.predictor`` on first use (``import lutkan`` stays light)."""
+    if name == "Predictor":
+        from lutkan.score.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'lutkan' has no attribute {name!r}")
+
+
 __all__ = [
     "ArtifactError", "CheckpointError", "ContractOptions", "ExportError", "InputError", "LUTLayer", "LUTModel",
-    "LutKanError", "OnnxModelError", "UnsupportedModelError", "compile_model", "evaluate", "export", "load", "save",
+    "LutKanError", "OnnxModelError", "Predictor", "UnsupportedModelError", "compile_model", "evaluate", "export", "load",
+    "save",
 ]

@@ -12,7 +12,8 @@ Modules (one concept each): ``timing`` (how latencies are taken), ``env`` (the e
 (interp, L, scheme) candidate: ``frontier.csv``), ``lutpoly`` (LUT vs poly kernel speed), ``summary`` (derived figures and targets),
 ``report`` / ``plots`` (the files), ``suite`` (profiles and the driver), ``pykan_onnx`` (the
 torch.onnx.export baseline), ``plugin`` (``python -m lutkan.bench.plugin``: the onnxruntime plugin
-bridge against the Numba kernel). Importing this package is cheap: heavy modules load inside ``run_bench``.
+bridge against the Numba kernel), ``score`` (``python -m lutkan.bench.score``: ``lutkan score`` throughput and
+memory, issue 16). Importing this package is cheap: heavy modules load inside ``run_bench``.
 """
 
 from __future__ import annotations

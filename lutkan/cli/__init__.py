@@ -1,4 +1,4 @@
-"""``lutkan`` command line: compile, run, verify, export, inspect, bench, demo.
+"""``lutkan`` command line: compile, run, verify, export, inspect, bench, demo, score.
 
 Exit codes: 0 success; 1 verification failed (``verify`` above its tolerance, ``compile --max-error`` with no
 candidate, a ``demo`` configuration that FAILed); 2 usage error (argparse: unknown flag, a value out of range
@@ -126,9 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lutkan.bench import add_cli as add_bench_cli
     from lutkan.demo import add_cli as add_demo_cli
+    from lutkan.score import add_cli as add_score_cli
 
     add_bench_cli(sub)
     add_demo_cli(sub)
+    add_score_cli(sub)
     return p
 
 
