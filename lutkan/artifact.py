@@ -50,8 +50,28 @@ MAX_HEADER_BYTES = 64 << 20
 _ALIGN = 64
 
 
+class KnotShape:
+    """``in_dim``, ``out_dim`` and ``n_segments`` of a layer that holds ``knots`` (I, K+1) and ``base_weight``
+    (I, O): the stored layer (``LUTLayer``) and its runtime layout (``lutkan.tables.LayerTables``)."""
+
+    knots: np.ndarray
+    base_weight: np.ndarray
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.knots.shape[0])
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.base_weight.shape[1])
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.knots.shape[1]) - 1
+
+
 @dataclass(frozen=True, eq=False)
-class LUTLayer:
+class LUTLayer(KnotShape):
     """One compiled KAN layer.
 
     Shapes (I inputs, O subnodes, E active edges, K segments, L samples):
@@ -88,18 +108,6 @@ class LUTLayer:
     @property
     def n_symbolic(self) -> int:
         return len(self.sym_funs)
-
-    @property
-    def in_dim(self) -> int:
-        return int(self.knots.shape[0])
-
-    @property
-    def out_dim(self) -> int:
-        return int(self.base_weight.shape[1])
-
-    @property
-    def n_segments(self) -> int:
-        return int(self.knots.shape[1]) - 1
 
     @property
     def n_edges(self) -> int:

@@ -28,7 +28,7 @@ from math import comb
 import numpy as np
 
 from lutkan import budget
-from lutkan.artifact import LUTLayer, LUTModel
+from lutkan.artifact import KnotShape, LUTLayer, LUTModel
 from lutkan.contract import ContractOptions
 from lutkan.nodes import NodeStep
 from lutkan.symbolic import SYMBOLIC_CODES
@@ -119,7 +119,7 @@ class SymbolicEdges:
 
 
 @dataclass(frozen=True, eq=False)
-class LayerTables:
+class LayerTables(KnotShape):
     """One layer as the backends see it (I inputs, O outputs, K segments, L samples).
 
     Attributes:
@@ -185,18 +185,6 @@ class LayerTables:
                    table=_c(table), table_scale=_c(table_scale, np.float32),
                    table_offset=_c(table_offset, np.float32), options=options, base_fun=base_fun, nodes=nodes,
                    symbolic=symbolic)
-
-    @property
-    def in_dim(self) -> int:
-        return int(self.knots.shape[0])
-
-    @property
-    def out_dim(self) -> int:
-        return int(self.base_weight.shape[1])
-
-    @property
-    def n_segments(self) -> int:
-        return int(self.knots.shape[1]) - 1
 
     @property
     def L(self) -> int:

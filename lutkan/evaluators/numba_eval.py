@@ -20,7 +20,7 @@ from lutkan.evaluators.inputs import check_input
 from lutkan.evaluators.jit_cache import flush_stale
 from lutkan.evaluators.lut_kernel import lut_layer_kernel
 from lutkan.evaluators.node_kernel import apply_nodes, combine_kernel
-from lutkan.evaluators.row_blocks import run_in_blocks
+from lutkan.evaluators.row_blocks import SPLIT_MIN_ROWS, run_in_blocks
 from lutkan.evaluators.symbolic_kernel import SymbolicKernel, symbolic_kernel
 from lutkan.tables import LayerTables, model_tables
 
@@ -199,7 +199,7 @@ class NumbaEvaluator:
         budget.check(N * (4 * (self._width + self.model.n_inputs) + 56), f"evaluating a batch of {N} rows (hidden "
                      f"values of width up to {self._width})", limit=self.max_bytes)
         if upto is None or upto >= len(self.kernels):
-            if self.threads == 1:
+            if self.threads == 1 or N < SPLIT_MIN_ROWS:  # a small batch is not split: no hand-off, no copy
                 return self._network(h)
             out = np.empty((N, self.model.n_outputs), dtype=np.float32)
             run_in_blocks(self._network_into, h, out, self.threads)
