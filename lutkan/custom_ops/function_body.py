@@ -20,7 +20,7 @@ session is created)::
     x_s = Where(IsNaN(X), lo, X);  x_c = Min(Max(x_s, lo), hi_idx)
     k   = #{m in 1..K-1: t_m <= x_c}                              (counting, K <= COUNT_MAX_K)
           or branch-free binary search: for step = 2**(n-1) .. 1: k += step if T[k + step] <= x_c
-    t_k, s_k = Gather(knots[:, :K], i*K + k), Gather(seg_scale, i*K + k)
+    t_k, s_k = Split(Gather([knots[:, :K], seg_scale] pairs, i*K + k))  (one Gather: its cost is per index)
     linear/nearest: pos = Clip((x_c - t_k)*s_k, 0, L-1); r0 = Min(Floor(pos), L-2); w = pos - r0
                     Y = MatMul([1, w], Gather(VS, (i*K + k)*L + r0))           (sum over inputs)
     poly:           u = Clip((x_c - t_k)*s_k, 0, 1);  Y = MatMul(Bernstein(u), Gather(values, rows))
@@ -244,8 +244,9 @@ class _Body:
             pads = op.Concat([0, 1, 0], op.Sub(_c(op, [P], _I64), d["K"]), axis=0)
             self.search = op.Reshape(op.Pad(interior, pads, float("inf")), [-1], _outputs=["search_table"])
             self.search_base = op.Mul(self.ar_I, P, _outputs=["search_base"])  # [I]
-        self.knots_left = op.Reshape(op.Slice(knots, [0], [-1], [1]), [-1], _outputs=["knots_left"])  # t_k at i*K + k
-        self.scale_flat = op.Reshape(seg_scale, [-1], _outputs=["seg_scale_flat"])
+        knots_left = op.Reshape(op.Slice(knots, [0], [-1], [1]), [-1, 1])  # t_k at row i*K + k
+        # [t_k, s_k] pairs: one Gather per call fetches both (onnxruntime's Gather costs per index, not per byte)
+        self.seg_params = op.Concat(knots_left, op.Reshape(seg_scale, [-1, 1]), axis=1, _outputs=["seg_params"])
         self.seg_base = op.Mul(self.ar_I, d["K"], _outputs=["seg_base"])
 
     def segment(self, X):
@@ -266,8 +267,9 @@ class _Body:
                              _outputs=[f"search_pos{q}"])
             k = op.Sub(j, self.search_base, _outputs=["k"])  # segment, in [0, K-1]
         self.seg = op.Add(self.seg_base, k, _outputs=["seg"])  # i*K + k
-        self.t_k = op.Gather(self.knots_left, self.seg, _outputs=["t_k"])
-        self.s_k = op.Gather(self.scale_flat, self.seg, _outputs=["s_k"])
+        t_k, s_k = op.Split(op.Gather(self.seg_params, self.seg), axis=2, num_outputs=2, _outputs=["t_k3", "s_k3"])
+        self.t_k = op.Squeeze(t_k, [2], _outputs=["t_k"])
+        self.s_k = op.Squeeze(s_k, [2], _outputs=["s_k"])
         need_x_f = s.oob == "extrapolate" or s.base_fun != "zero"
         self.x_f = op.Clip(self.x_s, -_FLT_MAX, _FLT_MAX, _outputs=["x_f"]) if need_x_f else None
         self.in_dom = op.Equal(self.x_s, self.x_c, _outputs=["in_domain"]) if s.oob != "clip" else None
