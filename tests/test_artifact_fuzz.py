@@ -31,6 +31,7 @@ from lutkan.errors import ArtifactError
 from lutkan.evaluators.numba_eval import NumbaEvaluator
 from lutkan.evaluators.numpy_eval import NumpyEvaluator
 from lutkan.metrics import compare_outputs
+from lutkan.testing.attacks.crafting import rebuild, set_array, split
 from lutkan.testing.inputs import adversarial_inputs
 from lutkan.testing.models import random_source
 
@@ -49,35 +50,6 @@ def _summary(request, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def split(data: bytes) -> tuple[dict, bytes]:
-    """(header dict, arrays region) of a valid container."""
-    (hlen,) = struct.unpack("<Q", data[8:16])
-    header = json.loads(data[16 : 16 + hlen])
-    start = 16 + hlen + ((-(16 + hlen)) % 64)
-    return header, data[start:-32]
-
-
-def rebuild(header, region: bytes, *, raw_header: bytes | None = None, magic: bytes = MAGIC) -> bytes:
-    """A container with ``header`` (or ``raw_header`` bytes) and ``region``, trailer recomputed."""
-    hb = raw_header if raw_header is not None else json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    head = magic + struct.pack("<Q", len(hb)) + hb
-    head += b"\x00" * ((-len(head)) % 64)
-    body = head + region
-    return body + hashlib.sha256(body).digest()
-
-
-def set_array(header: dict, region: bytes, key: str, arr: np.ndarray) -> tuple[dict, bytes]:
-    """Replace array ``key``'s bytes (appended at the end of the region, 64-aligned) with its own
-    sha256 recomputed: the loader's value-level validation, not a checksum, has to object."""
-    header = copy.deepcopy(header)
-    data = np.ascontiguousarray(arr).tobytes()
-    pad = (-len(region)) % 64
-    off = len(region) + pad
-    header["arrays"][key] = {"dtype": arr.dtype.name, "shape": list(arr.shape), "offset": off,
-                             "nbytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    return header, region + b"\x00" * pad + data
 
 
 def expect_error(data, match: str | None = None, *, what: str = "") -> ArtifactError:

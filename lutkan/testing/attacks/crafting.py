@@ -58,10 +58,10 @@ def split(blob: bytes) -> tuple[dict, bytes]:
     return header, blob[start:-32]
 
 
-def rebuild(header, region: bytes, *, raw_header: bytes | None = None) -> bytes:
+def rebuild(header, region: bytes, *, raw_header: bytes | None = None, magic: bytes = MAGIC) -> bytes:
     """A container with ``header`` (or ``raw_header`` bytes) and ``region``, trailer checksum recomputed."""
     hb = raw_header if raw_header is not None else json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    head = MAGIC + struct.pack("<Q", len(hb)) + hb
+    head = magic + struct.pack("<Q", len(hb)) + hb
     head += b"\x00" * ((-len(head)) % 64)
     body = head + region
     return body + hashlib.sha256(body).digest()
